@@ -1,0 +1,37 @@
+# make run: install into .venv, then start the bot (terminal chat when no platform token is set).
+# make test: install into .venv, then run the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench eval clean check-java
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml | check-java
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# KoNLPy's Okt runs in a Java VM: find Java, or install a JRE where apt-get can, or say so in one line.
+check-java:
+	@command -v java >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null); } || \
+	  { echo "Java 17+ is required by KoNLPy: install a JRE (e.g. apt-get install default-jre-headless) and retry" >&2; exit 1; }
+
+run: install
+	$(BIN)/chatbot serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/chatbot bench
+
+eval: install
+	$(BIN)/chatbot eval
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Chat platforms: each module turns platform events into `Incoming` requests; none imports TensorFlow."""

@@ -1,0 +1,117 @@
+"""The terminal adapter (`chatbot chat`): a conversation on stdin/stdout, logged like any platform.
+
+`TerminalSession.handle_line` is the whole behaviour, so tests drive it like a conversation.
+With a terminal attached it shows prompts; otherwise it reads one message per line and prints
+one reply per line, so it can be scripted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from bot.messages import Incoming
+from bot.pipeline import Pipeline
+
+HELP = "commands: /good /bad (mark the last reply), /teach <answer>, /forget (delete my data), /quit"
+
+
+class TerminalSession:
+    platform = "terminal"
+
+    def __init__(self, pipeline: Pipeline, user_id: str) -> None:
+        self.pipeline = pipeline
+        self.user_id = user_id
+        self.replied = False
+
+    async def handle_line(self, line: str) -> str | None:
+        """The bot's answer to one input line (None for /quit)."""
+        line = line.rstrip("\r\n")
+        if line.startswith("/"):
+            return await self._command(line)
+        msg = Incoming(self.platform, self.user_id, line, raw_text=line, channel="terminal")
+        result = await self.pipeline.ask(msg)
+        await self.pipeline.record(msg, result)
+        self.replied = self.replied or result.ok
+        return result.text
+
+    async def _command(self, line: str) -> str | None:
+        name, _, arg = line.partition(" ")
+        store = self.pipeline.store
+        if name in ("/quit", "/exit"):
+            return None
+        if name == "/help":
+            return HELP
+        if store is None:
+            return "저장소가 꺼져 있어서 이 명령을 쓸 수 없어요."
+        if name in ("/good", "/bad"):
+            ok = await store.mark_last(self.platform, self.user_id, "terminal", name[1:])
+            return ("고마워요! 의견을 기록했어요." if name == "/good" else "알려 줘서 고마워요. 더 나아질게요.") \
+                if ok else "아직 표시할 답이 없어요."
+        if name == "/teach":
+            answer = arg.strip()
+            if not answer:
+                return "사용법: /teach <원했던 답>"
+            ok = await store.mark_last(self.platform, self.user_id, "terminal", "teach", answer)
+            return "배웠어요! 다음 학습 때 반영할게요." if ok else "아직 고칠 대화가 없어요."
+        if name == "/forget":
+            n = await store.forget_user(self.platform, self.user_id)
+            return f"대화 기록 {n}개를 모두 지웠어요."
+        return f"모르는 명령이에요. {HELP}"
+
+
+async def run_terminal(pipeline: Pipeline, user_id: str, stdin=None, stdout=None) -> int:
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    interactive = stdin.isatty() and stdout.isatty()
+    session = TerminalSession(pipeline, user_id)
+    loop = asyncio.get_running_loop()
+    if interactive:
+        stdout.write(f"한국어 챗봇 (모델 {pipeline.worker.version}). {HELP}\n")
+    while True:
+        if interactive:
+            stdout.write("나> ")
+            stdout.flush()
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:  # EOF
+            break
+        if not interactive and not line.strip():
+            continue
+        answer = await session.handle_line(line)
+        if answer is None:
+            break
+        stdout.write(("봇> " if interactive else "") + answer.replace("\n", " ") + "\n")
+        stdout.flush()
+    return 0
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from bot.paths import default_model_dir
+    from bot.store import Store
+    from bot.worker import InferenceWorker
+    from core_model.tokenizer import start_jvm
+
+    start_jvm()
+    worker = InferenceWorker(args.model or default_model_dir())
+    await worker.start()
+    store = await Store(args.db).open()
+    try:
+        return await run_terminal(Pipeline(worker, store), args.user)
+    finally:
+        await worker.stop()
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bot.paths import default_db_path
+
+    parser = argparse.ArgumentParser(prog="chatbot chat", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=str(default_db_path()), help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
+    parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
+    parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
+    args = parser.parse_args(argv)
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The daemon: everything between a chat platform and the model (worker, store, pipeline, server)."""

@@ -1,0 +1,20 @@
+"""Where things live by default: the shipped models and the data folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = REPO_ROOT / "models"
+BASE_CORPUS = REPO_ROOT / "data" / "ChatbotData.csv"
+
+
+def default_model_dir(models_dir: Path = MODELS_DIR) -> Path:
+    """The promoted `current` model if there is one, else the shipped `default`."""
+    current = models_dir / "current"
+    return current if (current / "manifest.json").exists() else models_dir / "default"
+
+
+def default_db_path() -> Path:
+    """`CHATBOT_DB`, else var/chatbot.sqlite3 in the working directory."""
+    return Path(os.environ.get("CHATBOT_DB") or Path("var") / "chatbot.sqlite3")

@@ -1,0 +1,284 @@
+"""The conversation store: one SQLite file through aiosqlite, written by one writer task.
+
+Writes are queued and committed in small transactions by a single writer, so logging never
+delays a reply; `close()` flushes the queue. WAL with synchronous=NORMAL keeps every committed
+transaction through an application crash (kill -9). Raw texts are stored as UTF-8 BLOBs with
+`surrogatepass`, so any str (NUL bytes, lone surrogates, 100,000 characters) round-trips exactly.
+The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades version i to i+1.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: exchanges and feedback
+    """
+    CREATE TABLE exchanges (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT,
+        channel TEXT,
+        thread TEXT,
+        user_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        raw BLOB,
+        reply TEXT,
+        model_version TEXT,
+        latency_ms REAL,
+        outcome TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        exchange_id INTEGER NOT NULL REFERENCES exchanges(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('good', 'bad', 'teach')),
+        answer TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX feedback_exchange ON feedback(exchange_id);
+    """,
+    # 1 -> 2: the platform id of the bot's reply (reactions point at it), per-user lookups,
+    # and the processed-events table that keeps redelivered platform events out
+    """
+    ALTER TABLE exchanges ADD COLUMN reply_message_id TEXT;
+    CREATE INDEX exchanges_user ON exchanges(platform, user_id, channel);
+    CREATE INDEX exchanges_reply ON exchanges(platform, reply_message_id);
+    CREATE INDEX exchanges_created ON exchanges(created_at);
+    CREATE TABLE processed_events (
+        event_key TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+WRITE_BATCH = 100
+EVENT_TTL_S = 24 * 3600
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def encode_raw(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def decode_raw(blob: bytes | None) -> str | None:
+    return None if blob is None else bytes(blob).decode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    platform: str
+    user_id: str
+    text: str
+    raw: str | None
+    reply: str | None
+    outcome: str
+    workspace: str | None = None
+    channel: str | None = None
+    thread: str | None = None
+    model_version: str | None = None
+    latency_ms: float | None = None
+    reply_message_id: str | None = None
+
+
+_Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+class Store:
+    def __init__(self, path: str | Path, queue_size: int = 10_000) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
+        self._writer: asyncio.Task | None = None
+        self.written = 0
+        self.write_errors = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def open(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+            await self._db.execute(f"PRAGMA {pragma}")
+        await migrate(self._db)
+        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        return self
+
+    async def close(self) -> None:
+        """Flush every queued write, then close the file."""
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- the writer -----------------------------------------------------------------------------
+    async def _submit(self, op: _Op) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        await self._queue.put((op, fut))
+        return fut
+
+    async def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = [await self._queue.get()]
+            while len(batch) < WRITE_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if None in batch:
+                stop = True
+                batch = [item for item in batch if item is not None]
+            results = []
+            try:
+                for op, fut in batch:
+                    results.append((fut, await op(self.db)))
+                await self.db.commit()
+            except Exception as exc:  # one bad write must not lose the others: retry them one by one
+                await self.db.rollback()
+                results = await self._write_one_by_one(batch, exc)
+            for fut, value in results:
+                if not fut.done():
+                    if isinstance(value, Exception):
+                        fut.set_exception(value)
+                    else:
+                        fut.set_result(value)
+            self.written += len(batch)
+
+    async def _write_one_by_one(self, batch, first_error: Exception) -> list:
+        log.warning("store batch failed (%s); retrying writes one by one", first_error)
+        results = []
+        for op, fut in batch:
+            try:
+                value = await op(self.db)
+                await self.db.commit()
+            except Exception as exc:
+                await self.db.rollback()
+                self.write_errors += 1
+                log.error("store write failed: %s", exc)
+                value = exc
+            results.append((fut, value))
+        return results
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def log_exchange(self, ex: Exchange) -> asyncio.Future:
+        """Queue an exchange; the returned future gives its row id once committed."""
+        async def op(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "INSERT INTO exchanges (platform, workspace, channel, thread, user_id, text, raw, reply,"
+                " model_version, latency_ms, outcome, reply_message_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ex.platform, ex.workspace, ex.channel, ex.thread, ex.user_id, ex.text, encode_raw(ex.raw),
+                 ex.reply, ex.model_version, ex.latency_ms, ex.outcome, ex.reply_message_id, _now()))
+            return int(cur.lastrowid)
+        return await self._submit(op)
+
+    async def mark_reply(self, platform: str, reply_message_id: str, user_id: str, kind: str) -> bool:
+        """A good/bad mark by `user_id` on the bot reply `reply_message_id`; False if not theirs."""
+        async def op(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute(
+                "INSERT INTO feedback (exchange_id, user_id, kind, created_at)"
+                " SELECT id, user_id, ?, ? FROM exchanges"
+                " WHERE platform = ? AND reply_message_id = ? AND user_id = ? ORDER BY id DESC LIMIT 1",
+                (kind, _now(), platform, reply_message_id, user_id))
+            return cur.rowcount > 0
+        return await (await self._submit(op))
+
+    async def mark_last(self, platform: str, user_id: str, channel: str | None, kind: str,
+                        answer: str | None = None) -> bool:
+        """good/bad/teach on the user's last replied exchange (in `channel` when given)."""
+        async def op(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute(
+                "INSERT INTO feedback (exchange_id, user_id, kind, answer, created_at)"
+                " SELECT id, user_id, ?, ?, ? FROM exchanges"
+                " WHERE platform = ? AND user_id = ? AND (? IS NULL OR channel = ?) AND outcome = 'replied'"
+                " ORDER BY id DESC LIMIT 1",
+                (kind, answer, _now(), platform, user_id, channel, channel))
+            return cur.rowcount > 0
+        return await (await self._submit(op))
+
+    async def forget_user(self, platform: str, user_id: str) -> int:
+        """Delete every exchange and mark of this user; returns the number of exchanges removed."""
+        async def op(db: aiosqlite.Connection) -> int:
+            await db.execute("DELETE FROM feedback WHERE user_id = ? AND exchange_id IN"
+                             " (SELECT id FROM exchanges WHERE platform = ?)", (user_id, platform))
+            cur = await db.execute("DELETE FROM exchanges WHERE platform = ? AND user_id = ?", (platform, user_id))
+            return cur.rowcount
+        return await (await self._submit(op))
+
+    async def prune(self, retention_days: float) -> int:
+        """Delete exchanges older than the retention period (feedback goes with them)."""
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
+
+        async def op(db: aiosqlite.Connection) -> int:
+            cur = await db.execute("DELETE FROM exchanges WHERE created_at < ?", (cutoff,))
+            await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (time.time() - EVENT_TTL_S,))
+            return cur.rowcount
+        return await (await self._submit(op))
+
+    async def first_delivery(self, event_key: str) -> bool:
+        """True the first time `event_key` is seen (kept across restarts); False for a redelivery."""
+        async def op(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute("INSERT OR IGNORE INTO processed_events (event_key, seen_at) VALUES (?, ?)",
+                                   (event_key, time.time()))
+            return cur.rowcount > 0
+        return await (await self._submit(op))
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def exchanges(self, where: str = "1", params: tuple = ()) -> list[dict]:
+        """Rows as dicts with `raw` decoded; `where` is a fixed SQL fragment, values go in `params`."""
+        self.db.row_factory = aiosqlite.Row
+        async with self.db.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", params) as cur:
+            rows = [dict(r) for r in await cur.fetchall()]
+        for row in rows:
+            row["raw"] = decode_raw(row["raw"])
+        return rows
+
+    async def training_rows(self) -> list[tuple[str, str, str | None, str]]:
+        """(user text, bot reply, taught answer or None, kind) for every mark, oldest first."""
+        async with self.db.execute(
+                "SELECT e.text, e.reply, f.answer, f.kind FROM feedback f JOIN exchanges e ON e.id = f.exchange_id"
+                " ORDER BY f.id") as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Upgrade the file in place to SCHEMA_VERSION, one transaction per step; returns the old version."""
+    async with db.execute("PRAGMA user_version") as cur:
+        (version,) = await cur.fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {version} is newer than this program ({SCHEMA_VERSION})")
+    start = version
+    while version < SCHEMA_VERSION:
+        await db.executescript("BEGIN;\n" + MIGRATIONS[version] + f"\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+        version += 1
+        log.info("database migrated to schema version %d", version)
+    return start

@@ -1,0 +1,258 @@
+"""The inference worker: one thread owns the model, Okt and TensorFlow; asyncio callers await replies.
+
+Requests go into a bounded queue (`put_nowait`: a full queue answers "overloaded" at once).
+The worker thread takes the first waiting request, gathers more for up to `batch_window_ms` or
+until `max_batch`, and decodes them in one compiled call. Requests whose deadline passed before
+decoding are answered "timeout" without spending model time. `reload()` builds a new model off
+the worker thread and swaps it in between batches; `stop()` refuses new work, drains, and returns.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.messages import USER_TEXT, Outcome, WorkerResult
+from core_model.text import normalize
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What the worker needs of a model (core_model.responder.Responder provides it)."""
+    version: str
+    device: str
+
+    def reply_batch(self, texts: list[str]) -> list[str]: ...
+
+
+@dataclass
+class WorkerConfig:
+    max_batch: int = 64
+    batch_window_ms: float = 5.0
+    queue_size: int = 256
+    timeout_s: float = 15.0
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    version: str | None
+    error: str | None = None
+
+
+@dataclass
+class WorkerStats:
+    replies: int = 0
+    overloads: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    batches: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    recent_batch_sizes: deque = field(default_factory=lambda: deque(maxlen=1000))
+    recent_decode_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
+
+
+@dataclass(eq=False)
+class _Request:
+    text: str
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+
+    def resolve(self, result: WorkerResult) -> None:
+        def _set() -> None:
+            if not self.future.done():
+                self.future.set_result(result)
+        try:
+            self.loop.call_soon_threadsafe(_set)
+        except RuntimeError:  # the loop is closed: the caller is gone
+            pass
+
+
+_STOP = object()
+
+
+def load_engine(model_dir: str | Path) -> Engine:
+    """Default engine factory: the real model (imports TensorFlow only here)."""
+    from core_model.responder import Responder
+    engine = Responder(model_dir)
+    engine.warm_up()
+    return engine
+
+
+class InferenceWorker:
+    def __init__(self, model_dir: str | Path, config: WorkerConfig | None = None,
+                 engine_factory: Callable[[str | Path], Engine] = load_engine) -> None:
+        self.model_dir = Path(model_dir)
+        self.config = config or WorkerConfig()
+        self.stats = WorkerStats()
+        self._factory = engine_factory
+        self._engine: Engine | None = None
+        self._swap_lock = threading.Lock()  # held while a batch decodes; a reload swaps between batches
+        self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self.on_batch: list[Callable[[int, float], None]] = []  # metrics hooks: (batch size, seconds)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the model (off the event loop) and start the worker thread."""
+        loop = asyncio.get_running_loop()
+        self._engine = await loop.run_in_executor(None, self._factory, self.model_dir)
+        self._thread = threading.Thread(target=self._run, name="inference-worker", daemon=True)
+        self._thread.start()
+        self._accepting = True
+        log.info("worker ready: model %s on %s", self.version, self.device)
+
+    async def stop(self) -> None:
+        """Refuse new requests, answer every queued one, then stop the thread."""
+        self._accepting = False
+        if self._thread is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._queue.put, _STOP)
+        await loop.run_in_executor(None, self._thread.join)
+        self._thread = None
+
+    @property
+    def ready(self) -> bool:
+        return self._accepting
+
+    @property
+    def version(self) -> str | None:
+        return self._engine.version if self._engine else None
+
+    @property
+    def device(self) -> str | None:
+        return getattr(self._engine, "device", None)
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- requests -------------------------------------------------------------------------------
+    async def reply(self, text: str, timeout_s: float | None = None) -> WorkerResult:
+        """Exactly one outcome per call: replied, empty, overloaded, timeout or error."""
+        started = time.monotonic()
+        if not normalize(text):
+            return WorkerResult(Outcome.EMPTY, USER_TEXT[Outcome.EMPTY], self.version)
+        if not self._accepting:
+            self.stats.overloads += 1
+            return WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.version,
+                                error="worker is not accepting requests")
+        loop = asyncio.get_running_loop()
+        timeout = self.config.timeout_s if timeout_s is None else timeout_s
+        req = _Request(text, loop.create_future(), loop, started + timeout)
+        try:
+            self._queue.put_nowait(req)
+        except queue.Full:
+            self.stats.overloads += 1
+            return WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.version,
+                                error="queue full")
+        try:
+            return await asyncio.wait_for(asyncio.shield(req.future), timeout)
+        except asyncio.TimeoutError:
+            req.cancelled = True
+            self.stats.timeouts += 1
+            return WorkerResult(Outcome.TIMEOUT, USER_TEXT[Outcome.TIMEOUT], self.version,
+                                (time.monotonic() - started) * 1000, error=f"no reply within {timeout:g}s")
+
+    async def reload(self, model_dir: str | Path | None = None) -> ReloadResult:
+        """Load `model_dir` beside the serving model and swap it in between batches.
+
+        On failure the old model keeps serving and the result says why.
+        """
+        target = Path(model_dir) if model_dir else self.model_dir
+        loop = asyncio.get_running_loop()
+        try:
+            engine = await loop.run_in_executor(None, self._factory, target)
+        except Exception as exc:
+            self.stats.reload_failures += 1
+            log.error("model reload from %s failed, still serving %s: %s", target, self.version, exc)
+            return ReloadResult(False, self.version, str(exc))
+        await loop.run_in_executor(None, self._swap, engine)
+        self.model_dir = target
+        self.stats.reloads += 1
+        log.info("model reloaded: now serving %s from %s", engine.version, target)
+        return ReloadResult(True, engine.version)
+
+    def _swap(self, engine: Engine) -> None:
+        with self._swap_lock:
+            self._engine = engine
+
+    # -- the worker thread ----------------------------------------------------------------------
+    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
+        batch, stop = [first], False
+        window_end = time.monotonic() + self.config.batch_window_ms / 1000
+        while len(batch) < self.config.max_batch:
+            remaining = window_end - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch, stop = self._collect(item)
+            now = time.monotonic()
+            live = []
+            for req in batch:
+                if req.cancelled or now > req.deadline:
+                    req.resolve(WorkerResult(Outcome.TIMEOUT, USER_TEXT[Outcome.TIMEOUT], self.version,
+                                             (now - req.enqueued) * 1000, error="deadline passed in queue"))
+                else:
+                    live.append(req)
+            if live:
+                self._decode(live)
+        # Answer anything that raced in behind the stop marker.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                self._decode([item])
+
+    def _decode(self, batch: list[_Request]) -> None:
+        with self._swap_lock:
+            engine = self._engine
+            assert engine is not None
+            t0 = time.monotonic()
+            try:
+                replies = engine.reply_batch([r.text for r in batch])
+            except Exception as exc:  # one bad batch must not kill the worker
+                log.exception("decode failed for a batch of %d", len(batch))
+                self.stats.errors += len(batch)
+                for req in batch:
+                    req.resolve(WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], engine.version,
+                                             error=f"{type(exc).__name__}: {exc}"))
+                return
+            seconds = time.monotonic() - t0
+        done = time.monotonic()
+        self.stats.batches += 1
+        self.stats.replies += len(batch)
+        self.stats.recent_batch_sizes.append(len(batch))
+        self.stats.recent_decode_ms.append(seconds * 1000)
+        for hook in self.on_batch:
+            hook(len(batch), seconds)
+        for req, text in zip(batch, replies):
+            req.resolve(WorkerResult(Outcome.REPLIED, text, engine.version, (done - req.enqueued) * 1000))

@@ -1,0 +1,45 @@
+"""Text in, safe Korean text out: the whole inference path for a batch of messages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core_model import artifacts, device
+from core_model.decode import GreedyDecoder
+from core_model.text import neutralize_mentions, normalize
+from core_model.tokenizer import Tokenizer, detokenize
+
+FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
+
+
+class Responder:
+    """A loaded model with its tokenizer and compiled decoder. Use from one thread at a time."""
+
+    def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None) -> None:
+        self.device = device.configure()
+        self.tokenizer = tokenizer or Tokenizer()
+        self.loaded = artifacts.load(model_dir)
+        self.decoder = GreedyDecoder(self.loaded.model)
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    def encode(self, text: str) -> list[int]:
+        cfg = self.loaded.model.config
+        return self.loaded.vocab.encode(self.tokenizer.tokenize(text), cfg.max_input_len)
+
+    def reply_batch(self, texts: list[str]) -> list[str]:
+        """One batched decode for all `texts`; every reply is normalized and cannot ping anyone."""
+        ids = self.decoder([self.encode(t) for t in texts])
+        replies = []
+        for row in ids:
+            text = normalize(detokenize(self.loaded.vocab.decode(row)))
+            replies.append(neutralize_mentions(text) or FALLBACK_REPLY)
+        return replies
+
+    def reply(self, text: str) -> str:
+        return self.reply_batch([text])[0]
+
+    def warm_up(self) -> None:
+        """Trace the decode graph now rather than on the first user's message."""
+        self.reply_batch(["안녕"])

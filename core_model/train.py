@@ -1,0 +1,120 @@
+"""Training: tokenize pairs, build the vocabulary, length-bucketed batches, early stopping, save."""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core_model import artifacts
+from core_model.data import Pair, split
+from core_model.model import ModelConfig, build_model, masked_loss
+from core_model.tokenizer import Tokenizer
+from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, Vocab
+
+LENGTH_CAP = 64  # hard ceiling whatever the data says; ChatbotData needs about 31
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    vocab_size: int = 8000
+    min_count: int = 2
+    embedding_dim: int = 128
+    units: int = 256
+    dropout: float = 0.1
+    attention: bool = True
+    epochs: int = 40
+    batch_size: int = 64
+    patience: int = 4
+    learning_rate: float = 2e-3
+    seed: int = 42
+    heldout: bool = True  # False trains on every pair (tiny tests), monitoring the training loss
+
+
+def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random | None):
+    """Group examples of similar length into padded (inputs, targets) batches.
+
+    Examples are sorted by length (with a little noise when shuffling) and cut into batches, so a
+    batch pads to its own longest row, rounded up to a multiple of 4 to bound the number of graph
+    shapes. Batch order is shuffled each epoch.
+    """
+    order = sorted(range(len(examples)), key=lambda i: (
+        len(examples[i][0]) + len(examples[i][1]) + (rng.random() * 3 if rng else 0)))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng:
+        rng.shuffle(chunks)
+    for chunk in chunks:
+        q_len = -(-max(len(examples[i][0]) for i in chunk) // 4) * 4 or 4
+        a_len = -(-(max(len(examples[i][1]) for i in chunk) + 1) // 4) * 4
+        enc = np.full((len(chunk), q_len), PAD_ID, np.int32)
+        dec = np.full((len(chunk), a_len), PAD_ID, np.int32)
+        tgt = np.full((len(chunk), a_len), PAD_ID, np.int32)
+        for row, i in enumerate(chunk):
+            q, a = examples[i]
+            enc[row, : len(q)] = q
+            dec[row, : len(a) + 1] = [SOS_ID] + a
+            tgt[row, : len(a) + 1] = a + [EOS_ID]
+        yield (enc, dec), tgt
+
+
+def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Dataset, int]:
+    rng = random.Random(seed) if seed is not None else None
+    spec = tf.TensorSpec([None, None], tf.int32)
+    ds = tf.data.Dataset.from_generator(
+        lambda: _batches(examples, batch_size, rng), output_signature=((spec, spec), spec))
+    # Repeated, with an explicit step count, so Keras never runs off the end of a pass.
+    return ds.repeat(), -(-len(examples) // batch_size)
+
+
+def train(pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
+          extra_info: dict | None = None, verbose: int | str = "auto",
+          tokenizer: Tokenizer | None = None) -> dict:
+    """Train a model on `pairs` and write its directory; returns the manifest.
+
+    With `cfg.heldout` the fixed split of `core_model.data.split` is held out for early stopping
+    and the reported loss; the model never trains on it.
+    """
+    keras.utils.set_random_seed(cfg.seed)
+    tok = tokenizer or Tokenizer()
+    train_pairs, held_pairs = split(pairs) if cfg.heldout else (pairs, [])
+    if not train_pairs:
+        raise ValueError("no training pairs left after the held-out split")
+    train_tok = [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in train_pairs]
+    held_tok = [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in held_pairs]
+    vocab = Vocab.build([s for qa in train_tok for s in qa], cfg.vocab_size, cfg.min_count)
+    max_in = min(LENGTH_CAP, max(len(q) for q, _ in train_tok) or 1)
+    max_out = min(LENGTH_CAP, max(len(a) for _, a in train_tok) + 1)
+
+    def enc(tokens):
+        return [(vocab.encode(q, max_in), vocab.encode(a, max_out - 1)) for q, a in tokens]
+
+    config = ModelConfig(vocab_size=len(vocab), embedding_dim=cfg.embedding_dim, units=cfg.units,
+                         dropout=cfg.dropout, attention=cfg.attention,
+                         max_input_len=max_in, max_reply_len=max_out)
+    model = build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, clipnorm=1.0), loss=masked_loss)
+    train_ds, steps = _dataset(enc(train_tok), cfg.batch_size, cfg.seed)
+    fit_args: dict = {}
+    monitor = "loss"
+    if held_tok:
+        fit_args["validation_data"], fit_args["validation_steps"] = _dataset(
+            enc(held_tok), cfg.batch_size * 4, None)
+        monitor = "val_loss"
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)
+    history = model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, callbacks=[stop],
+                        shuffle=False, verbose=verbose, **fit_args)
+    curves = {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
+    info = {
+        "train_config": asdict(cfg),
+        "split": {"train": len(train_pairs), "heldout": len(held_pairs), "share": 0.1 if cfg.heldout else 0.0},
+        "vocab_coverage_train": round(vocab.coverage(s for qa in train_tok for s in qa), 4),
+        "epochs_trained": len(curves.get("loss", [])),
+        "heldout_loss": round(min(curves[monitor]), 4) if monitor == "val_loss" else None,
+        "train_loss": round(min(curves["loss"]), 4),
+        "history": curves,
+        **(extra_info or {}),
+    }
+    return artifacts.save(out_dir, model, vocab, info)

@@ -1,0 +1,64 @@
+"""`chatbot train`: train a model directory from a ChatbotData-format CSV."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import fields
+
+DEFAULT_DATA = "data/ChatbotData.csv"
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Hyper-parameter flags, one per TrainConfig field (shared with `chatbot retrain`)."""
+    from core_model.train import TrainConfig
+
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+                                default=f.default, metavar="BOOL", help=f"(default {f.default})")
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default {f.default})")
+    parser.add_argument("--seed-config", action="store_true",
+                        help="the notebook's sizes: embedding 64, LSTM 512, vocabulary 2000, no attention")
+
+
+def train_config(args: argparse.Namespace):
+    from core_model.model import SEED_CONFIG
+    from core_model.train import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if args.seed_config:
+        values.update(SEED_CONFIG, vocab_size=2000, min_count=1)
+    return TrainConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatbot train", description=__doc__)
+    parser.add_argument("--data", default=DEFAULT_DATA, help=f"CSV with columns Q,A[,label] (default {DEFAULT_DATA})")
+    parser.add_argument("--out", required=True, help="model directory to write")
+    add_train_options(parser)
+    args = parser.parse_args(argv)
+
+    from core_model.data import DataError, file_sha256, read_pairs
+
+    try:
+        pairs = read_pairs(args.data)
+    except DataError as exc:
+        print(f"chatbot train: {exc}", file=sys.stderr)
+        return 2
+    from core_model.train import train
+
+    cfg = train_config(args)
+    command = "chatbot train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
+    manifest = train(pairs, args.out, cfg, extra_info={
+        "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
+    print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
+          f"{manifest['epochs_trained']} epochs", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny model really trained on real ChatbotData pairs (once per test session)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "data" / "ChatbotData.csv"
+
+TINY = dict(vocab_size=4000, min_count=1, embedding_dim=32, units=96, dropout=0.0, attention=True,
+            epochs=120, batch_size=16, patience=120, learning_rate=1e-2, heldout=False)
+
+
+def corpus_pairs(n: int, start: int = 0):
+    """`n` pairs with distinct questions and answers from the shipped ChatbotData copy."""
+    from core_model.data import read_pairs
+
+    seen_q, seen_a, out = set(), set(), []
+    for p in read_pairs(CORPUS)[start:]:
+        if p.q not in seen_q and p.a not in seen_a:
+            seen_q.add(p.q)
+            seen_a.add(p.a)
+            out.append(p)
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs():
+    return corpus_pairs(50)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_pairs) -> Path:
+    """A real seq2seq model trained until it knows its 50 pairs by heart."""
+    from core_model.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train(tiny_pairs, out, TrainConfig(**TINY), verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_responder(tiny_model_dir):
+    from core_model.responder import Responder
+
+    return Responder(tiny_model_dir)

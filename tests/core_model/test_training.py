@@ -1,0 +1,80 @@
+"""A real (tiny) model: training, decoding, saving and loading, exercised end to end."""
+import json
+import shutil
+
+import pytest
+
+from core_model import artifacts
+from core_model.data import DataError, Pair, read_pairs, split
+from core_model.decode import seed_eager_decode
+from core_model.responder import Responder
+
+
+def test_tiny_model_reproduces_its_pairs(tiny_responder, tiny_pairs):
+    replies = tiny_responder.reply_batch([p.q for p in tiny_pairs])
+    assert replies == [p.a for p in tiny_pairs]
+
+
+def test_batched_decode_matches_seed_style_eager_decode(tiny_responder, tiny_pairs):
+    r = tiny_responder
+    ids = [r.encode(p.q) for p in tiny_pairs[:5]]
+    batched = r.decoder(ids)
+    for row_ids, row in zip(ids, batched):
+        eager = seed_eager_decode(r.loaded.model, row_ids)
+        assert [t for t in row if t != 0] == eager
+
+
+def test_save_load_same_outputs(tiny_model_dir, tiny_responder, tiny_pairs, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    again = Responder(copy)
+    qs = [p.q for p in tiny_pairs] + ["처음 보는 문장", ""]
+    assert again.reply_batch(qs) == tiny_responder.reply_batch(qs)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json"}
+    assert manifest["config"]["max_reply_len"] >= max(len(p.a) for p in tiny_pairs) // 10
+
+
+def test_corrupt_model_directories_are_refused(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    with open(bad / "model.weights.h5", "r+b") as fh:
+        fh.seek(2000)
+        fh.write(b"garbage")
+    with pytest.raises(artifacts.ModelLoadError, match="sha256"):
+        artifacts.load(bad)
+    (bad / "vocab.json").unlink()
+    with pytest.raises(artifacts.ModelLoadError, match="missing"):
+        artifacts.load(bad)
+    with pytest.raises(artifacts.ModelLoadError, match="not a model directory"):
+        artifacts.load(tmp_path / "nothing")
+
+
+def test_replies_never_ping(tiny_responder):
+    for reply in tiny_responder.reply_batch(["@everyone", "<!channel> 모여", "<@U1> 안녕"]):
+        assert "@everyone" not in reply and "<!" not in reply and "<@" not in reply
+
+
+def test_bad_training_files_give_one_line_errors(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    wrong_cols = tmp_path / "cols.csv"
+    wrong_cols.write_text("question,answer\n안녕,반가워\n", encoding="utf-8")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("Q,A\n안녕,반가워\n".encode("euc-kr"))
+    for path, fragment in ((empty, "empty"), (wrong_cols, "missing column"), (latin, "not UTF-8"),
+                           (tmp_path / "none.csv", "no such file")):
+        with pytest.raises(DataError, match=fragment) as info:
+            read_pairs(path)
+        assert "\n" not in str(info.value)
+
+
+def test_split_is_stable_and_keeps_repeats_together():
+    pairs = read_pairs("data/ChatbotData.csv")
+    train, held = split(pairs)
+    assert 0.07 < len(held) / len(pairs) < 0.13
+    assert split(list(reversed(pairs)))[1] == list(reversed(held))  # order does not matter
+    key = lambda s: "".join(c for c in s if c.isalnum())  # noqa: E731
+    train_q, train_a = {key(p.q) for p in train}, {key(p.a) for p in train}
+    assert not any(key(p.q) in train_q or key(p.a) in train_a for p in held)
+    assert split([Pair("가", "나")] * 3)[0] in ([Pair("가", "나")] * 3, [])
