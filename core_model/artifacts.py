@@ -39,7 +39,9 @@ def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict) -> dict:
     """Write weights, vocabulary and manifest (last, so a half-written directory never verifies)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_weights(out / WEIGHTS)
+    bare = build_model(model.config)  # an uncompiled twin: the file holds no optimizer state
+    bare.set_weights(model.get_weights())
+    bare.save_weights(out / WEIGHTS)
     vocab.save(out / VOCAB)
     manifest = {
         "version": info.pop("version", None) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),

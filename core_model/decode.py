@@ -2,7 +2,8 @@
 
 `GreedyDecoder` runs the whole reply loop (a `tf.while_loop` built by AutoGraph) in one
 `tf.function` call for any batch size: every row stops at its own `<eos>`, the loop stops when all
-rows have, and `<pad>`, `<sos>` and `<unk>` can never be emitted. TensorFlow places it on a GPU
+rows have, `<pad>`, `<sos>` and `<unk>` can never be emitted, and no token follows itself (greedy
+decoding otherwise loops on "더 더 더 ..."). TensorFlow places it on a GPU
 when it sees one, on the CPU otherwise.
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ class GreedyDecoder:
         out = tf.TensorArray(tf.int32, size=self.max_len)
         for t in tf.range(self.max_len):
             logits, h, c = self.model.step(tokens, h, c, enc_seq, mask)
-            tokens = tf.argmax(logits + self._bias, axis=-1, output_type=tf.int32)
+            repeat = tf.one_hot(tokens, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
+            tokens = tf.argmax(logits + self._bias + repeat, axis=-1, output_type=tf.int32)
             tokens = tf.where(finished, PAD_ID, tokens)
             out = out.write(t, tokens)
             finished = finished | tf.equal(tokens, EOS_ID)
@@ -67,7 +69,8 @@ def seed_eager_decode(model: Seq2Seq, ids: list[int]) -> list[int]:
         x = model.dec_emb(y)
         dec_seq, h, c = model.dec_lstm(x, initial_state=[h, c])
         probs = tf.nn.softmax(model._head(dec_seq, enc_seq, mask))
-        y = tf.cast(tf.argmax(probs + bias, axis=-1), tf.int32)
+        repeat = tf.one_hot(y, model.config.vocab_size, on_value=-1e9, off_value=0.0)
+        y = tf.cast(tf.argmax(probs + bias + repeat, axis=-1), tf.int32)
         y = tf.reshape(y, (1, 1))
         seq.append(int(y[0, 0]))
         if int(y[0, 0]) == EOS_ID:
