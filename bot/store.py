@@ -75,6 +75,11 @@ def encode_raw(text: str | None) -> bytes | None:
     return None if text is None else text.encode("utf-8", "surrogatepass")
 
 
+def _text(value: str | None) -> str | None:
+    """A TEXT column value SQLite can hold: lone surrogates become U+FFFD (`raw` keeps the original)."""
+    return None if value is None else value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def decode_raw(blob: bytes | None) -> str | None:
     return None if blob is None else bytes(blob).decode("utf-8", "surrogatepass")
 
@@ -196,8 +201,8 @@ class Store:
                 "INSERT INTO exchanges (platform, workspace, channel, thread, user_id, text, raw, reply,"
                 " model_version, latency_ms, outcome, reply_message_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ex.platform, ex.workspace, ex.channel, ex.thread, ex.user_id, ex.text, encode_raw(ex.raw),
-                 ex.reply, ex.model_version, ex.latency_ms, ex.outcome, ex.reply_message_id, _now()))
+                (ex.platform, ex.workspace, ex.channel, ex.thread, ex.user_id, _text(ex.text), encode_raw(ex.raw),
+                 _text(ex.reply), ex.model_version, ex.latency_ms, ex.outcome, ex.reply_message_id, _now()))
             return int(cur.lastrowid)
         return await self._submit(op)
 
@@ -221,7 +226,7 @@ class Store:
                 " SELECT id, user_id, ?, ?, ? FROM exchanges"
                 " WHERE platform = ? AND user_id = ? AND (? IS NULL OR channel = ?) AND outcome = 'replied'"
                 " ORDER BY id DESC LIMIT 1",
-                (kind, answer, _now(), platform, user_id, channel, channel))
+                (kind, _text(answer), _now(), platform, user_id, channel, channel))
             return cur.rowcount > 0
         return await (await self._submit(op))
 

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from core_model import artifacts
-from core_model.data import Pair, split
+from core_model.data import Pair
 from core_model.model import ModelConfig, build_model, masked_loss
 from core_model.tokenizer import Tokenizer
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, Vocab
@@ -31,7 +31,6 @@ class TrainConfig:
     patience: int = 4
     learning_rate: float = 2e-3
     seed: int = 42
-    heldout: bool = True  # False trains on every pair (tiny tests), monitoring the training loss
 
 
 def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random | None):
@@ -69,17 +68,17 @@ def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Datas
     return ds.repeat(), -(-len(examples) // batch_size)
 
 
-def train(pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
-          extra_info: dict | None = None, verbose: int | str = "auto",
-          tokenizer: Tokenizer | None = None) -> dict:
-    """Train a model on `pairs` and write its directory; returns the manifest.
+def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
+          held_pairs: list[Pair] | None = None, extra_info: dict | None = None,
+          verbose: int | str = "auto", tokenizer: Tokenizer | None = None) -> dict:
+    """Train a model on `train_pairs` and write its directory; returns the manifest.
 
-    With `cfg.heldout` the fixed split of `core_model.data.split` is held out for early stopping
-    and the reported loss; the model never trains on it.
+    `held_pairs` (normally `core_model.data.split(...)[1]`) drive early stopping and the reported
+    held-out loss; the model never trains on them. Without them the training loss is monitored.
     """
     keras.utils.set_random_seed(cfg.seed)
     tok = tokenizer or Tokenizer()
-    train_pairs, held_pairs = split(pairs) if cfg.heldout else (pairs, [])
+    held_pairs = held_pairs or []
     if not train_pairs:
         raise ValueError("no training pairs left after the held-out split")
     train_tok = [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in train_pairs]
@@ -109,7 +108,7 @@ def train(pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig
     curves = {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
     info = {
         "train_config": asdict(cfg),
-        "split": {"train": len(train_pairs), "heldout": len(held_pairs), "share": 0.1 if cfg.heldout else 0.0},
+        "split": {"train": len(train_pairs), "heldout": len(held_pairs)},
         "vocab_coverage_train": round(vocab.coverage(s for qa in train_tok for s in qa), 4),
         "epochs_trained": len(curves.get("loss", [])),
         "heldout_loss": round(min(curves[monitor]), 4) if monitor == "val_loss" else None,

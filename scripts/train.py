@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_options(parser)
     args = parser.parse_args(argv)
 
-    from core_model.data import DataError, file_sha256, read_pairs
+    from core_model.data import DataError, file_sha256, read_pairs, split
 
     try:
         pairs = read_pairs(args.data)
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = train_config(args)
     command = "chatbot train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
-    manifest = train(pairs, args.out, cfg, extra_info={
+    train_pairs, held = split(pairs)
+    manifest = train(train_pairs, args.out, cfg, held, extra_info={
         "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
           f"{manifest['epochs_trained']} epochs", file=sys.stderr)
