@@ -28,7 +28,7 @@ class TrainConfig:
     attention: bool = True
     epochs: int = 40
     batch_size: int = 64
-    patience: int = 4
+    patience: int = 4  # epochs without improvement before stopping; 0 trains every epoch
     learning_rate: float = 2e-3
     seed: int = 42
 
@@ -102,8 +102,9 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         fit_args["validation_data"], fit_args["validation_steps"] = _dataset(
             enc(held_tok), cfg.batch_size * 4, None)
         monitor = "val_loss"
-    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)
-    history = model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, callbacks=[stop],
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)
+                 ] if cfg.patience > 0 else []
+    history = model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose, **fit_args)
     curves = {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
     info = {
@@ -111,7 +112,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         "split": {"train": len(train_pairs), "heldout": len(held_pairs)},
         "vocab_coverage_train": round(vocab.coverage(s for qa in train_tok for s in qa), 4),
         "epochs_trained": len(curves.get("loss", [])),
-        "heldout_loss": round(min(curves[monitor]), 4) if monitor == "val_loss" else None,
+        "heldout_loss": (round(min(curves[monitor]) if callbacks else curves[monitor][-1], 4)
+                         if monitor == "val_loss" else None),
         "train_loss": round(min(curves["loss"]), 4),
         "history": curves,
         **(extra_info or {}),
