@@ -1,7 +1,10 @@
 """What every adapter does with a message: rate limit -> worker -> (adapter sends) -> store."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from bot.messages import USER_TEXT, Incoming, Outcome, WorkerResult
 from bot.ratelimit import RateLimiter
@@ -19,12 +22,39 @@ class Pipeline:
         self.store = store
         self.limiter = limiter or RateLimiter(per_minute=0)
         self.metrics = metrics
+        self.accepting = True
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Wrap the whole handling of one message (ask, send, record) so shutdown can wait for it."""
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no message is being handled; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     async def ask(self, msg: Incoming) -> WorkerResult:
         """The reply for `msg`, or a polite outcome (rate limited, busy, empty, error); never raises."""
         if self.metrics:
             self.metrics.received(msg.platform)
-        if not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
+        if not self.accepting:
+            result = WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.worker.version,
+                                  error="shutting down")
+        elif not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
             result = WorkerResult(Outcome.RATE_LIMITED, USER_TEXT[Outcome.RATE_LIMITED], self.worker.version)
         else:
             try:

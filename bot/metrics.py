@@ -1,0 +1,48 @@
+"""Prometheus metrics for the daemon (one registry per daemon, so tests can run several)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from bot.worker import InferenceWorker
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages_received = Counter("chatbot_messages_received", "Messages received", ["platform"], registry=r)
+        self.messages_answered = Counter("chatbot_messages_answered", "Messages answered, by outcome",
+                                         ["platform", "outcome"], registry=r)
+        self.overloads = Counter("chatbot_overloads", "Requests refused because the queue was full", registry=r)
+        self.errors = Counter("chatbot_errors", "Requests that failed", ["platform"], registry=r)
+        self.queue_depth = Gauge("chatbot_queue_depth", "Requests waiting for the model", registry=r)
+        self.batch_size = Histogram("chatbot_batch_size", "Requests decoded together",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.decode_seconds = Histogram("chatbot_decode_seconds", "Time of one batched decode",
+                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
+        self.model = Info("chatbot_model", "The model being served", registry=r)
+
+    def received(self, platform: str) -> None:
+        self.messages_received.labels(platform).inc()
+
+    def outcome(self, platform: str, outcome: str) -> None:
+        self.messages_answered.labels(platform, outcome).inc()
+        if outcome == "overloaded":
+            self.overloads.inc()
+        elif outcome == "error":
+            self.errors.labels(platform).inc()
+
+    def watch(self, worker: InferenceWorker) -> None:
+        self.queue_depth.set_function(worker.queue_depth)
+        worker.on_batch.append(self._on_batch)
+        self.set_model(worker.version or "none")
+
+    def set_model(self, version: str) -> None:
+        self.model.info({"version": version})
+
+    def _on_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.decode_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,152 @@
+"""One frozen settings object from an optional TOML file and the environment (the environment wins).
+
+Every setting has a TOML key and an environment variable `CHATBOT_<KEY>`; platform secrets keep
+their platform names (`DISCORD_TOKEN`, `SLACK_BOT_TOKEN`, ...). Unknown keys and bad values raise
+`SettingsError` naming the key, before anything connects. Secrets never show in `repr`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Secret(str):
+    """A str that prints as *** (logs, tracebacks, repr)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+# Settings whose environment variable is the platform's own name, not CHATBOT_<KEY>.
+PLATFORM_ENV = {
+    "discord_token": "DISCORD_TOKEN",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_http_port": "SLACK_HTTP_PORT",
+    "slack_api_url": "SLACK_API_URL",
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: str = ""  # empty: models/current if promoted, else models/default
+    db: str = "var/chatbot.sqlite3"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080  # 0 turns the health/metrics endpoint off
+    log_level: str = "INFO"
+    log_json: bool = False
+    max_batch: int = 64
+    batch_window_ms: float = 5.0
+    queue_size: int = 256
+    timeout_s: float = 15.0
+    rate_per_minute: float = 20.0  # per user; 0 turns rate limiting off
+    rate_burst: int = 5
+    allow_guilds: tuple[str, ...] = ()  # empty: every guild
+    allow_channels: tuple[str, ...] = ()  # empty: every channel
+    admin_users: tuple[str, ...] = ()  # may run the reload admin command
+    retention_days: float = 0.0  # 0 keeps exchanges forever
+    model_watch_s: float = 5.0  # how often to look for a newly promoted model; 0 off
+    discord_token: Secret = field(default=Secret(""), repr=False)
+    slack_bot_token: Secret = field(default=Secret(""), repr=False)
+    slack_app_token: Secret = field(default=Secret(""), repr=False)
+    slack_signing_secret: Secret = field(default=Secret(""), repr=False)
+    slack_http_port: int = 3000
+    slack_api_url: str = ""  # empty: Slack's own Web API
+
+    def env_name(self, key: str) -> str:
+        return PLATFORM_ENV.get(key, "CHATBOT_" + key.upper())
+
+    def secrets(self) -> list[str]:
+        return [v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
+                            self.slack_signing_secret) if v]
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_token)
+
+
+def _convert(key: str, typ: str, value: Any, source: str) -> Any:
+    def bad(why: str) -> SettingsError:
+        return SettingsError(f"{key} ({source}): {why}, got {value!r}")
+
+    if typ == "Secret":
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        return Secret(value.strip())
+    if typ == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        raise bad("expected true or false")
+    if typ in ("int", "float"):
+        try:
+            number = int(value) if typ == "int" else float(value)
+        except (TypeError, ValueError):
+            raise bad(f"expected a number ({typ})") from None
+        if isinstance(value, bool) or number < 0:
+            raise bad("expected a number >= 0")
+        return number
+    if typ.startswith("tuple"):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise bad("expected a list or comma-separated text")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if not isinstance(value, str):
+        raise bad("expected a string")
+    return value
+
+
+def load_settings(config_path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    config_path = config_path or env.get("CHATBOT_CONFIG") or None
+    values: dict[str, Any] = {}
+    types = {f.name: str(f.type) for f in fields(Settings)}
+    if config_path:
+        try:
+            data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file {config_path}: not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"config file {config_path}: not valid TOML: {exc}") from None
+        for key, value in data.items():
+            if key not in types:
+                raise SettingsError(f"{key} ({config_path}): unknown setting; known: {', '.join(types)}")
+            values[key] = _convert(key, types[key], value, str(config_path))
+    for key, typ in types.items():
+        name = PLATFORM_ENV.get(key, "CHATBOT_" + key.upper())
+        if name in env:
+            values[key] = _convert(key, typ, env[name], f"${name}")
+    known_env = {"CHATBOT_CONFIG"} | {"CHATBOT_" + k.upper() for k in types}
+    unknown = sorted(k for k in env if k.startswith("CHATBOT_") and k not in known_env)
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown setting (environment); known: {', '.join(sorted(known_env))}")
+    settings = Settings(**values)
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise SettingsError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    if settings.http_port > 65535 or settings.slack_http_port > 65535:
+        raise SettingsError("http_port/slack_http_port: expected a port number 0-65535")
+    if settings.max_batch < 1 or settings.queue_size < 1:
+        raise SettingsError("max_batch/queue_size: expected at least 1")
+    if settings.slack_bot_token and not (settings.slack_app_token or settings.slack_signing_secret):
+        raise SettingsError("slack_signing_secret: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) "
+                            "nor SLACK_SIGNING_SECRET (HTTP mode) is")
+    return settings
