@@ -1,0 +1,64 @@
+"""Local fakes of outside services, served on 127.0.0.1 (real HTTP, no mocks)."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+
+class FakeSlackAPI:
+    """The few Slack Web API methods the bot calls; records every chat.postMessage."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        self.calls: list[str] = []
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.posted = asyncio.Event()
+
+    async def start(self) -> FakeSlackAPI:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/api/"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        self.calls.append(method)
+        raw = await request.text()
+        try:
+            args = json.loads(raw) if request.content_type == "application/json" else dict(parse_qsl(raw))
+        except ValueError:
+            args = {}
+        if method == "auth.test":
+            return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot",
+                                      "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"})
+        if method == "chat.postMessage":
+            ts = f"1700000000.{next(self._ts):06d}"
+            self.posts.append({**args, "ts": ts, "auth": request.headers.get("Authorization", "")})
+            self.posted.set()
+            return web.json_response({"ok": True, "channel": args.get("channel"), "ts": ts})
+        return web.json_response({"ok": False, "error": "unknown_method"})
+
+    async def wait_posts(self, n: int, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.posts) < n and time.monotonic() < deadline:
+            self.posted.clear()
+            try:
+                await asyncio.wait_for(self.posted.wait(), max(0.01, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+        return self.posts
