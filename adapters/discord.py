@@ -38,6 +38,7 @@ class DiscordAdapter:
         self.allow_guilds, self.allow_channels, self.admin_users = allow_guilds, allow_channels, admin_users
         self.on_reload = on_reload
         self.state = "created"
+        self.intake = True
         self.forget = ForgetConfirmations()
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it in the developer portal too
@@ -62,6 +63,10 @@ class DiscordAdapter:
         finally:
             if not self.state.startswith("failed"):
                 self.state = "stopped"
+
+    async def stop_intake(self) -> None:
+        """Ignore new messages; replies already being made still go out."""
+        self.intake = False
 
     async def close(self) -> None:
         if not self.client.is_closed():
@@ -118,7 +123,9 @@ class DiscordAdapter:
 
     async def handle_message(self, message: discord.Message) -> None:
         author = message.author
-        if author.bot or message.webhook_id is not None or (self.client.user and author.id == self.client.user.id):
+        if not self.intake or author.bot or message.webhook_id is not None:
+            return
+        if self.client.user and author.id == self.client.user.id:
             return
         if not self._addressed(message):
             return

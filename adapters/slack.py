@@ -86,6 +86,10 @@ class SlackAdapter:
         log.info("slack: listening in %s mode%s", self.mode,
                  f" on {self.http_host}:{self.http_port}/slack/events" if self.mode == "http" else "")
 
+    async def stop_intake(self) -> None:
+        """Stop receiving events; replies already being made still go out (the Web API client stays)."""
+        await self.close()
+
     async def close(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()

@@ -4,7 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _root() -> Path:
+    """The checkout (editable install), else the working directory (a plain install, the Docker image)."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "models").is_dir() else Path.cwd()
+
+
+REPO_ROOT = _root()
 MODELS_DIR = REPO_ROOT / "models"
 BASE_CORPUS = REPO_ROOT / "data" / "ChatbotData.csv"
 

@@ -135,7 +135,7 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
         name = PLATFORM_ENV.get(key, "CHATBOT_" + key.upper())
         if name in env:
             values[key] = _convert(key, typ, env[name], f"${name}")
-    known_env = {"CHATBOT_CONFIG"} | {"CHATBOT_" + k.upper() for k in types}
+    known_env = {"CHATBOT_CONFIG"} | {"CHATBOT_" + k.upper() for k in types if k not in PLATFORM_ENV}
     unknown = sorted(k for k in env if k.startswith("CHATBOT_") and k not in known_env)
     if unknown:
         raise SettingsError(f"{unknown[0]}: unknown setting (environment); known: {', '.join(sorted(known_env))}")

@@ -1,0 +1,125 @@
+"""`chatbot serve` as a real subprocess: terminal chat, health and metrics, SIGTERM drain, config errors."""
+import asyncio
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from tests.conftest import REPO
+from tests.fakes import FakeSlackAPI
+
+SECRET = "serve-signing-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(tmp_path, tiny_model_dir, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATBOT_", "SLACK_", "DISCORD_"))}
+    return {**env, "CHATBOT_MODEL_DIR": str(tiny_model_dir), "CHATBOT_DB": str(tmp_path / "serve.sqlite3"),
+            "CHATBOT_HTTP_PORT": "0", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def test_bad_config_fails_fast_with_key_name(tmp_path, tiny_model_dir):
+    cases = [({"CHATBOT_MAX_BATCH": "lots"}, "max_batch"), ({"CHATBOT_LOG_LEVEL": "LOUD"}, "log_level"),
+             ({"CHATBOT_NOPE": "1"}, "CHATBOT_NOPE"),
+             ({"SLACK_BOT_TOKEN": "xoxb-1"}, "slack_signing_secret")]
+    for extra, key in cases:
+        proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, capture_output=True, timeout=60,
+                              env=base_env(tmp_path, tiny_model_dir, **extra), stdin=subprocess.DEVNULL)
+        assert proc.returncode == 2 and key in proc.stderr.decode(), (extra, proc.stderr.decode())
+    toml = tmp_path / "bad.toml"
+    toml.write_text('db = "x.sqlite3"\nmystery = 3\n')
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--config", str(toml)], cwd=REPO,
+                          capture_output=True, timeout=60, env=base_env(tmp_path, tiny_model_dir))
+    assert proc.returncode == 2 and "mystery" in proc.stderr.decode()
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--config", "chatbot.example.toml"], cwd=REPO,
+                          capture_output=True, timeout=60, env=base_env(tmp_path, tiny_model_dir),
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "SLACK_BOT_TOKEN" in proc.stderr.decode()  # valid config, nothing to run
+
+
+def test_terminal_chat_in_a_pty(tmp_path, tiny_model_dir, tiny_pairs):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, env=base_env(tmp_path, tiny_model_dir))
+    os.close(slave)
+    out = b""
+
+    def read_until(marker: bytes, timeout=120) -> bytes:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                out += os.read(master, 4096)
+        return out
+
+    assert "나> ".encode() in read_until("나> ".encode())
+    os.write(master, (tiny_pairs[0].q + "\n").encode())
+    assert tiny_pairs[0].a.encode() in read_until(tiny_pairs[0].a.encode())
+    os.write(master, b"/quit\n")
+    assert proc.wait(timeout=60) == 0
+    os.close(master)
+    with sqlite3.connect(tmp_path / "serve.sqlite3") as db:
+        assert db.execute("SELECT text FROM exchanges").fetchall() == [(tiny_pairs[0].q,)]
+
+
+async def test_slack_beside_failing_discord_health_metrics_and_sigterm_drain(tmp_path, tiny_model_dir, tiny_pairs):
+    api = await FakeSlackAPI().start()
+    http_port, slack_port = free_port(), free_port()
+    env = base_env(tmp_path, tiny_model_dir, CHATBOT_HTTP_PORT=str(http_port), SLACK_BOT_TOKEN="xoxb-very-secret",
+                   SLACK_SIGNING_SECRET=SECRET, SLACK_HTTP_PORT=str(slack_port), SLACK_API_URL=api.url,
+                   DISCORD_TOKEN="discord-very-secret", CHATBOT_RATE_PER_MINUTE="0")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", cwd=REPO, env=env,
+                                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    async with aiohttp.ClientSession() as session:
+        health = None
+        for _ in range(600):
+            try:
+                async with session.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
+                    health = (resp.status, await resp.json())
+                    if resp.status == 200 and health[1]["adapters"].get("discord", "").startswith("failed"):
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        assert health[0] == 200, health
+        assert health[1]["model_version"] and health[1]["adapters"]["slack"] == "running"
+
+        questions = [p.q for p in tiny_pairs[:12]]
+        for i, q in enumerate(questions):
+            body = json.dumps({"type": "event_callback", "team_id": "T1", "event_id": f"EvS{i}",
+                               "event": {"type": "app_mention", "user": "U1", "text": f"<@UBOT> {q}",
+                                         "ts": f"{i}.0", "channel": "C1"}}, ensure_ascii=False)
+            ts = str(int(time.time()))
+            sig = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+            async with session.post(f"http://127.0.0.1:{slack_port}/slack/events", data=body.encode(), headers={
+                    "Content-Type": "application/json", "X-Slack-Request-Timestamp": ts,
+                    "X-Slack-Signature": sig}) as resp:
+                assert resp.status == 200
+        async with session.get(f"http://127.0.0.1:{http_port}/metrics") as resp:
+            metrics = await resp.text()
+        assert "chatbot_messages_received_total" in metrics and "chatbot_queue_depth" in metrics
+        assert "chatbot_batch_size_bucket" in metrics and "chatbot_model_info" in metrics
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 10)
+        logs = (await proc.stderr.read()).decode()
+    await api.stop()
+    assert code == 0, logs
+    assert sorted(p["text"] for p in api.posts) == sorted(p.a for p in tiny_pairs[:12])
+    with sqlite3.connect(tmp_path / "serve.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM exchanges WHERE platform = 'slack'").fetchone()[0] == 12
+    assert "discord adapter stopped" in logs
+    assert "very-secret" not in logs
