@@ -7,6 +7,7 @@ from core_model import artifacts, device
 from core_model.decode import GreedyDecoder
 from core_model.text import neutralize_mentions, normalize
 from core_model.tokenizer import Tokenizer, detokenize
+from core_model.vocab import EOS_ID
 
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
@@ -30,12 +31,15 @@ class Responder:
 
     def reply_batch(self, texts: list[str]) -> list[str]:
         """One batched decode for all `texts`; every reply is normalized and cannot ping anyone."""
-        ids = self.decoder([self.encode(t) for t in texts])
-        replies = []
-        for row in ids:
+        return [text for text, _ in self.reply_batch_detailed(texts)]
+
+    def reply_batch_detailed(self, texts: list[str]) -> list[tuple[str, bool]]:
+        """(reply, whether the model ended it with <eos> rather than the length limit) per text."""
+        out = []
+        for row in self.decoder([self.encode(t) for t in texts]):
             text = normalize(detokenize(self.loaded.vocab.decode(row)))
-            replies.append(neutralize_mentions(text) or FALLBACK_REPLY)
-        return replies
+            out.append((neutralize_mentions(text) or FALLBACK_REPLY, EOS_ID in row))
+        return out
 
     def reply(self, text: str) -> str:
         return self.reply_batch([text])[0]

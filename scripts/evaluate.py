@@ -1,0 +1,135 @@
+"""`chatbot eval`: BLEU, chrF and fluency on the held-out split, models against a retrieval baseline.
+
+Every system answers the same held-out questions of ChatbotData (the split no shipped model
+trained on). Writes reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints
+one JSON object on standard output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+
+
+def fluent(text: str, ended_by_eos: bool) -> bool:
+    """Non-empty, mostly Hangul, no word three times in a row, ended by <eos>."""
+    letters = [c for c in text if c.isalpha()]
+    words = text.split()
+    tripled = any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+    return bool(text) and ended_by_eos and not tripled and \
+        sum(bool(HANGUL.match(c)) for c in letters) >= 0.5 * max(1, len(letters))
+
+
+def scores(hyps: list[str], refs: list[str], eos: list[bool]) -> dict:
+    import sacrebleu
+
+    return {"bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
+            "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+            "fluency": round(sum(fluent(h, e) for h, e in zip(hyps, eos)) / max(1, len(hyps)), 4),
+            "distinct_replies": len(set(hyps))}
+
+
+def retrieval_replies(train, questions: list[str]) -> list[str]:
+    """Nearest training question by TF-IDF over character 1-3-grams -> its answer."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import NearestNeighbors
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    index = vec.fit_transform([p.q for p in train])
+    nn = NearestNeighbors(n_neighbors=1, metric="cosine").fit(index)
+    _, idx = nn.kneighbors(vec.transform(questions))
+    return [train[i].a for i in idx[:, 0]]
+
+
+def model_replies(model_dir: str, questions: list[str]) -> tuple[list[str], list[bool]]:
+    from core_model.responder import Responder
+
+    responder = Responder(model_dir)
+    out: list[tuple[str, bool]] = []
+    for i in range(0, len(questions), 128):
+        out += responder.reply_batch_detailed(questions[i:i + 128])
+    return [t for t, _ in out], [e for _, e in out]
+
+
+def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    systems = list(result["systems"])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, metric in zip(axes, ("bleu", "chrf", "fluency")):
+        ax.bar(systems, [result["systems"][s][metric] for s in systems], color=["#4c72b0", "#dd8452", "#55a868"])
+        ax.set_title(metric)
+    fig.tight_layout()
+    fig.savefig(out_dir / "scores.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, hist in curves.items():
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            if key in hist:
+                ax.plot(range(1, len(hist[key]) + 1), hist[key], style, label=f"{name} {key}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("masked cross-entropy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=100)
+    plt.close(fig)
+    lines = ["# Evaluation on the held-out split", "",
+             f"Held-out pairs: {result['split']['heldout']} (training pairs: {result['split']['train']}).", "",
+             "| system | BLEU | chrF | fluency | distinct replies |", "|---|---|---|---|---|"]
+    for s in systems:
+        r = result["systems"][s]
+        lines.append(f"| {s} | {r['bleu']} | {r['chrf']} | {r['fluency']:.1%} | {r['distinct_replies']} |")
+    lines += ["", "![scores](scores.png)", "", "![training curves](curves.png)", "", "## 20 examples", "",
+              "| question | reference | " + " | ".join(systems) + " |", "|" + "---|" * (len(systems) + 2)]
+    for row in examples["rows"]:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    (out_dir / "eval.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bot.paths import BASE_CORPUS, MODELS_DIR, REPO_ROOT
+
+    parser = argparse.ArgumentParser(prog="chatbot eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(BASE_CORPUS))
+    parser.add_argument("--model", action="append", metavar="NAME=DIR",
+                        help="a model to score (repeatable; default: shipped=models/default, seed=models/seed)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N held-out pairs")
+    parser.add_argument("--reports", default=str(REPO_ROOT / "reports"))
+    parser.add_argument("--json", action="store_true", help="print one JSON object on standard output")
+    args = parser.parse_args(argv)
+
+    from core_model.data import read_pairs, split
+
+    train, held = split(read_pairs(args.data))
+    held = held[: args.limit] if args.limit else held
+    questions, refs = [p.q for p in held], [p.a for p in held]
+    specs = args.model or [f"shipped={MODELS_DIR / 'default'}", f"seed={MODELS_DIR / 'seed'}"]
+    result: dict = {"split": {"train": len(train), "heldout": len(held)}, "systems": {}}
+    replies: dict[str, list[str]] = {}
+    curves: dict[str, dict] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not (Path(path) / "manifest.json").exists():
+            print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
+            continue
+        print(f"scoring {name} ({path}) on {len(held)} held-out questions", file=sys.stderr)
+        replies[name], eos = model_replies(path, questions)
+        result["systems"][name] = scores(replies[name], refs, eos)
+        curves[name] = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")).get("history", {})
+    replies["retrieval"] = retrieval_replies(train, questions)
+    result["systems"]["retrieval"] = scores(replies["retrieval"], refs, [True] * len(refs))
+    rows = [[questions[i], refs[i]] + [replies[s][i] for s in result["systems"]] for i in range(min(20, len(held)))]
+    write_report(Path(args.reports), result, {"rows": rows}, curves)
+    print(json.dumps(result, ensure_ascii=False) if args.json else json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`chatbot eval` and `chatbot bench` run end to end on a real (tiny) model and print their JSON."""
+import json
+import os
+import subprocess
+import sys
+
+from scripts.evaluate import fluent
+from tests.conftest import REPO
+
+
+def run(args, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=REPO, capture_output=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
+    out = run(["eval", "--model", f"tiny={tiny_model_dir}", "--limit", "40", "--json", "--reports", str(tmp_path)])
+    assert out["split"] == {"train": out["split"]["train"], "heldout": 40}
+    assert set(out["systems"]) == {"tiny", "retrieval"}
+    for system in out["systems"].values():
+        assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
+    report = (tmp_path / "eval.md").read_text()
+    assert "| tiny |" in report and report.count("\n| ") >= 20 + 2
+    assert (tmp_path / "scores.png").stat().st_size > 1000 and (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_fluency_rules():
+    assert fluent("좋은 하루 보내세요.", True)
+    assert not fluent("좋은 하루 보내세요.", False)  # hit the length limit
+    assert not fluent("", True)
+    assert not fluent("더 더 더 좋아요", True)
+    assert not fluent("hello there friend", True)
+
+
+def test_bench_quick_prints_all_keys(tiny_model_dir):
+    out = run(["bench", "--quick", "--model", str(tiny_model_dir)])
+    for key in ("seed_eager", "worker_c1", "worker_c8", "worker_c64"):
+        assert set(out[key]) >= {"replies_per_s", "p50_ms", "p99_ms"} and out[key]["replies_per_s"] > 0
+    assert out["device"] == "CPU" and out["rss_mb"] > 0 and out["tokens_per_s_c64"] > 0
+    assert out["speedup_c64"] > 0 and out["latency_ratio_c1"] > 0
