@@ -46,11 +46,13 @@ def retrieval_replies(train, questions: list[str]) -> list[str]:
 
 
 def model_replies(model_dir: str, questions: list[str]) -> tuple[list[str], list[bool]]:
+    from tqdm import tqdm
+
     from core_model.responder import Responder
 
     responder = Responder(model_dir)
     out: list[tuple[str, bool]] = []
-    for i in range(0, len(questions), 128):
+    for i in tqdm(range(0, len(questions), 128), desc=Path(model_dir).name, unit="batch", file=sys.stderr):
         out += responder.reply_batch_detailed(questions[i:i + 128])
     return [t for t, _ in out], [e for _, e in out]
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         parsed = [_parse(line) for line in lines]
         todo = [i for i, (text, err) in enumerate(parsed) if err is None and normalize(text)]
         replies = dict(zip(todo, responder.reply_batch([parsed[i][0] for i in todo]) if todo else []))
-        for i, (text, err) in enumerate(parsed):
+        for i, (_, err) in enumerate(parsed):
             if err is None and i not in replies:
                 err = "empty message: nothing to reply to"
             record = {"reply": replies[i]} if i in replies else {"error": err}

@@ -4,7 +4,6 @@ import json
 import shutil
 import threading
 
-import pytest
 
 from bot.messages import Outcome
 from bot.worker import InferenceWorker, WorkerConfig, load_engine
