@@ -1,8 +1,9 @@
-"""The inference worker: one thread owns the model, Okt and TensorFlow; asyncio callers await replies.
+"""The inference worker: its threads own the model, Okt and TensorFlow; asyncio callers await replies.
 
 Requests go into a bounded queue (`put_nowait`: a full queue answers "overloaded" at once).
-The worker thread takes the first waiting request, gathers more for up to `batch_window_ms` or
-until `max_batch`, and decodes them in one compiled call. Requests whose deadline passed before
+A prepare thread tokenizes each request (Okt) while the decode thread runs the model, so the two
+overlap. The decode thread takes the first prepared request, gathers more for up to
+`batch_window_ms` or until `max_batch`, and decodes them in one compiled call. Requests whose deadline passed before
 decoding are answered "timeout" without spending model time. `reload()` builds a new model off
 the worker thread and swaps it in between batches; `stop()` refuses new work, drains, and returns.
 """
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """What the worker needs of a model (core_model.responder.Responder provides it)."""
+    """What the worker needs of a model (core_model.responder.Responder provides it).
+
+    An engine may also offer `prepare(text)` and `reply_prepared(prepared)`: then tokenizing
+    runs on the prepare thread, overlapping the decode of the previous batch.
+    """
     version: str
     device: str
 
@@ -69,6 +74,8 @@ class _Request:
     deadline: float
     enqueued: float = field(default_factory=time.monotonic)
     cancelled: bool = False
+    prepared: object = None
+    prepared_by: object = None  # the engine that prepared it (a reload in between means: again)
 
     def resolve(self, result: WorkerResult) -> None:
         def _set() -> None:
@@ -101,7 +108,8 @@ class InferenceWorker:
         self._engine: Engine | None = None
         self._swap_lock = threading.Lock()  # held while a batch decodes; a reload swaps between batches
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
-        self._thread: threading.Thread | None = None
+        self._ready: queue.Queue = queue.Queue()  # prepared requests; bounded by _queue upstream
+        self._threads: list[threading.Thread] = []
         self._accepting = False
         self.on_batch: list[Callable[[int, float], None]] = []  # metrics hooks: (batch size, seconds)
 
@@ -110,20 +118,23 @@ class InferenceWorker:
         """Load the model (off the event loop) and start the worker thread."""
         loop = asyncio.get_running_loop()
         self._engine = await loop.run_in_executor(None, self._factory, self.model_dir)
-        self._thread = threading.Thread(target=self._run, name="inference-worker", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._prepare_loop, name="inference-prepare", daemon=True),
+                         threading.Thread(target=self._run, name="inference-decode", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         self._accepting = True
         log.info("worker ready: model %s on %s", self.version, self.device)
 
     async def stop(self) -> None:
         """Refuse new requests, answer every queued one, then stop the thread."""
         self._accepting = False
-        if self._thread is None:
+        if not self._threads:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._queue.put, _STOP)
-        await loop.run_in_executor(None, self._thread.join)
-        self._thread = None
+        await loop.run_in_executor(None, self._queue.put, _STOP)  # flows through both threads, in order
+        for thread in self._threads:
+            await loop.run_in_executor(None, thread.join)
+        self._threads = []
 
     @property
     def ready(self) -> bool:
@@ -138,7 +149,7 @@ class InferenceWorker:
         return getattr(self._engine, "device", None)
 
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + self._ready.qsize()
 
     # -- requests -------------------------------------------------------------------------------
     async def reply(self, text: str, timeout_s: float | None = None) -> WorkerResult:
@@ -190,14 +201,34 @@ class InferenceWorker:
         with self._swap_lock:
             self._engine = engine
 
-    # -- the worker thread ----------------------------------------------------------------------
+    # -- the worker threads -----------------------------------------------------------------------
+    def _prepare_loop(self) -> None:
+        """Tokenize requests ahead of the decoder; hands everything on in arrival order."""
+        while True:
+            item = self._queue.get()
+            if item is not _STOP and not item.cancelled:
+                engine = self._engine
+                prepare = getattr(engine, "prepare", None)
+                if prepare is not None:
+                    try:
+                        item.prepared, item.prepared_by = prepare(item.text), engine
+                    except Exception as exc:
+                        log.exception("preparing a request failed")
+                        self.stats.errors += 1
+                        item.resolve(WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], self.version,
+                                                  error=f"{type(exc).__name__}: {exc}"))
+                        continue
+            self._ready.put(item)
+            if item is _STOP:
+                return
+
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         batch, stop = [first], False
         window_end = time.monotonic() + self.config.batch_window_ms / 1000
         while len(batch) < self.config.max_batch:
             remaining = window_end - time.monotonic()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                item = self._ready.get(timeout=remaining) if remaining > 0 else self._ready.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -209,7 +240,7 @@ class InferenceWorker:
     def _run(self) -> None:
         stop = False
         while not stop:
-            item = self._queue.get()
+            item = self._ready.get()
             if item is _STOP:
                 break
             batch, stop = self._collect(item)
@@ -223,14 +254,13 @@ class InferenceWorker:
                     live.append(req)
             if live:
                 self._decode(live)
-        # Answer anything that raced in behind the stop marker.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                self._decode([item])
+
+    @staticmethod
+    def _generate(engine: Engine, batch: list[_Request]) -> list[str]:
+        if hasattr(engine, "reply_prepared"):
+            prepared = [r.prepared if r.prepared_by is engine else engine.prepare(r.text) for r in batch]
+            return engine.reply_prepared(prepared)
+        return engine.reply_batch([r.text for r in batch])
 
     def _decode(self, batch: list[_Request]) -> None:
         with self._swap_lock:
@@ -238,7 +268,7 @@ class InferenceWorker:
             assert engine is not None
             t0 = time.monotonic()
             try:
-                replies = engine.reply_batch([r.text for r in batch])
+                replies = self._generate(engine, batch)
             except Exception as exc:  # one bad batch must not kill the worker
                 log.exception("decode failed for a batch of %d", len(batch))
                 self.stats.errors += len(batch)

@@ -35,11 +35,18 @@ class GreedyDecoder:
         finished = tf.zeros([batch], tf.bool)
         out = tf.TensorArray(tf.int32, size=self.max_len)
         for t in tf.range(self.max_len):
-            logits, h, c = self.model.step(tokens, h, c, enc_seq, mask)
-            repeat = tf.one_hot(tokens, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
-            tokens = tf.argmax(logits + self._bias + repeat, axis=-1, output_type=tf.int32)
-            tokens = tf.where(finished, PAD_ID, tokens)
-            out = out.write(t, tokens)
+            # Only rows still talking are computed: the output projection dominates the cost, and
+            # one long reply must not make the whole batch pay for every step.
+            active = tf.where(tf.logical_not(finished))
+            prev = tf.gather_nd(tokens, active)
+            logits, h_a, c_a = self.model.step(prev, tf.gather_nd(h, active), tf.gather_nd(c, active),
+                                               tf.gather_nd(enc_seq, active), tf.gather_nd(mask, active))
+            repeat = tf.one_hot(prev, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
+            chosen = tf.argmax(logits + self._bias + repeat, axis=-1, output_type=tf.int32)
+            h = tf.tensor_scatter_nd_update(h, active, h_a)
+            c = tf.tensor_scatter_nd_update(c, active, c_a)
+            tokens = tf.tensor_scatter_nd_update(tokens, active, chosen)
+            out = out.write(t, tf.where(finished, PAD_ID, tokens))
             finished = finished | tf.equal(tokens, EOS_ID)
             if tf.reduce_all(finished):
                 break

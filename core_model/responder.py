@@ -33,10 +33,18 @@ class Responder:
         """One batched decode for all `texts`; every reply is normalized and cannot ping anyone."""
         return [text for text, _ in self.reply_batch_detailed(texts)]
 
+    prepare = encode  # the worker tokenizes on its own thread, overlapping the previous decode
+
+    def reply_prepared(self, batch_ids: list[list[int]]) -> list[str]:
+        return [text for text, _ in self._replies(batch_ids)]
+
     def reply_batch_detailed(self, texts: list[str]) -> list[tuple[str, bool]]:
         """(reply, whether the model ended it with <eos> rather than the length limit) per text."""
+        return self._replies([self.encode(t) for t in texts])
+
+    def _replies(self, batch_ids: list[list[int]]) -> list[tuple[str, bool]]:
         out = []
-        for row in self.decoder([self.encode(t) for t in texts]):
+        for row in self.decoder(batch_ids):
             text = normalize(detokenize(self.loaded.vocab.decode(row)))
             out.append((neutralize_mentions(text) or FALLBACK_REPLY, EOS_ID in row))
         return out
@@ -44,6 +52,13 @@ class Responder:
     def reply(self, text: str) -> str:
         return self.reply_batch([text])[0]
 
-    def warm_up(self) -> None:
-        """Trace the decode graph now rather than on the first user's message."""
+    def warm_up(self, sentences: int = 300) -> None:
+        """Trace the decode graph and let the JVM compile Okt's hot paths before the first user.
+
+        Okt is ~30x slower on its first few hundred calls (the JIT has not compiled it yet), so it
+        tokenizes pseudo-sentences made of the vocabulary's own words (no data file needed).
+        """
+        words = self.loaded.vocab.tokens[4:]
+        for i in range(sentences):
+            self.tokenizer.tokenize(detokenize(words[(i * 7) % max(1, len(words) - 8):][:8]))
         self.reply_batch(["안녕"])
