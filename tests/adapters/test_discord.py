@@ -180,3 +180,52 @@ async def test_invalid_token_fails_clearly(tmp_path):
     assert "not-a-token" not in str(info.value)
     assert adapter.state.startswith("failed")
     await adapter.close()
+
+
+class InteractionResponses:
+    """Stands in for discord.py's webhook adapter (its own seam, a ContextVar): records responses."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def create_interaction_response(self, interaction_id, token, *, session, proxy=None, proxy_auth=None,
+                                          params):
+        self.sent.append(params.payload)
+        return {"interaction": {"id": str(interaction_id), "type": 2, "response_message_id": None,
+                                "response_message_loading": False, "response_message_ephemeral": True}}
+
+
+async def slash(adapter, member, channel, name, options):
+    """A real APPLICATION_COMMAND interaction payload dispatched through the CommandTree."""
+    from discord.webhook.async_ import async_context
+
+    responses = InteractionResponses()
+    token = async_context.set(responses)
+    data = {"id": "1100000000000000001", "application_id": str(adapter.client.user.id), "type": 2,
+            "token": "interaction-token", "version": 1, "channel_id": str(channel.id),
+            "channel": {"id": str(channel.id), "type": 0, "guild_id": str(channel.guild.id)},
+            "guild_id": str(channel.guild.id), "locale": "ko", "guild_locale": "ko", "app_permissions": "0",
+            "entitlements": [], "authorizing_integration_owners": {}, "context": 0, "attachment_size_limit": 8388608,
+            "member": dpytest.factories.dict_from_member(member),
+            "data": {"id": "1200000000000000001", "name": name, "type": 1, "options": options}}
+    interaction = discord.Interaction(data=data, state=dpytest.backend.get_state())
+    try:
+        await adapter.tree._call(interaction)
+    finally:
+        async_context.reset(token)
+    return responses.sent
+
+
+async def test_slash_commands_teach_and_forget(env, tiny_pairs):
+    adapter, store, _ = env
+    _, channel, alice, _ = cfg()
+    await dpytest.message(f"<@{adapter.client.user.id}> {tiny_pairs[4].q}", channel=channel, member=alice)
+    dpytest.get_message()
+    (resp,) = await slash(adapter, alice, channel, "teach", [{"name": "answer", "type": 3, "value": "슬래시 답"}])
+    assert "배웠어요" in resp["data"]["content"] and resp["data"]["flags"] == 64  # ephemeral
+    assert resp["data"]["allowed_mentions"]["parse"] == []
+    assert (await store.training_rows())[-1][2:] == ("슬래시 답", "teach")
+    (resp,) = await slash(adapter, alice, channel, "forget", [])
+    assert "confirm" in resp["data"]["content"] and len(await store.exchanges()) == 1
+    (resp,) = await slash(adapter, alice, channel, "forget", [{"name": "confirm", "type": 5, "value": True}])
+    assert "1개" in resp["data"]["content"] and await store.exchanges() == []
