@@ -82,23 +82,26 @@ class Daemon:
                                          on_reload=self.reload))
         return adapters
 
+    def model_target(self) -> Path:
+        """The configured model directory, else the promoted `current` (or the shipped default)."""
+        return Path(self.settings.model_dir) if self.settings.model_dir else default_model_dir()
+
     async def reload(self) -> str:
         """Reload the configured (or newly promoted) model; the answer is shown to admins."""
-        target = Path(self.settings.model_dir) if self.settings.model_dir else default_model_dir()
-        result = await self.worker.reload(target)
+        result = await self.worker.reload(self.model_target())
         if result.ok:
             self.metrics.set_model(result.version or "none")
             return f"모델을 {result.version} 버전으로 바꿨어요."
         return f"모델을 바꾸지 못했어요 (지금 {result.version} 유지): {result.error}"
 
     async def watch_model(self) -> None:
-        """Poll for a newly promoted model (the `current` link moving) and hot-reload it."""
-        if self.settings.model_dir or not self.settings.model_watch_s:
+        """Poll for a newly promoted model (the `current` link moving, a manifest rewritten); reload it."""
+        if not self.settings.model_watch_s:
             return
-        seen = model_fingerprint(default_model_dir())
+        seen = model_fingerprint(self.model_target())
         while not self.stopping.is_set():
             await asyncio.sleep(self.settings.model_watch_s)
-            now = model_fingerprint(default_model_dir())
+            now = model_fingerprint(self.model_target())
             if now and now != seen:
                 seen = now
                 log.info("new model promoted at %s; reloading", now[0])

@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import sqlite3
@@ -14,6 +15,7 @@ import time
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
+from scripts import retrain
 from tests.conftest import REPO
 from tests.fakes import FakeSlackAPI
 
@@ -76,27 +78,58 @@ def test_terminal_chat_in_a_pty(tmp_path, tiny_model_dir, tiny_pairs):
         assert db.execute("SELECT text FROM exchanges").fetchall() == [(tiny_pairs[0].q,)]
 
 
-async def test_slack_beside_failing_discord_health_metrics_and_sigterm_drain(tmp_path, tiny_model_dir, tiny_pairs):
+def promote_copy(tiny_model_dir, models, version: str):
+    """A copy of the tiny model under a new version, promoted by moving the `current` link."""
+    target = models / version
+    shutil.copytree(tiny_model_dir, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["version"] = version
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    retrain.promote(models, target)
+
+
+async def health_of(session, port):
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            return resp.status, await resp.json()
+    except aiohttp.ClientError:
+        return None, {}
+
+
+async def wait_health(session, port, ok, tries=600):
+    for _ in range(tries):
+        status, body = await health_of(session, port)
+        if ok(status, body):
+            return status, body
+        await asyncio.sleep(0.2)
+    return await health_of(session, port)
+
+
+async def test_slack_beside_failing_discord_health_metrics_reload_and_sigterm_drain(
+        tmp_path, tiny_model_dir, tiny_pairs):
     api = await FakeSlackAPI().start()
     http_port, slack_port = free_port(), free_port()
+    models = tmp_path / "models"
+    models.mkdir()
+    promote_copy(tiny_model_dir, models, "v-one")
     env = base_env(tmp_path, tiny_model_dir, CHATBOT_HTTP_PORT=str(http_port), SLACK_BOT_TOKEN="xoxb-very-secret",
+                   CHATBOT_MODEL_DIR=str(models / "current"), CHATBOT_MODEL_WATCH_S="0.2",
                    SLACK_SIGNING_SECRET=SECRET, SLACK_HTTP_PORT=str(slack_port), SLACK_API_URL=api.url,
                    DISCORD_TOKEN="discord-very-secret", CHATBOT_RATE_PER_MINUTE="0")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", cwd=REPO, env=env,
                                                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     async with aiohttp.ClientSession() as session:
-        health = None
-        for _ in range(600):
-            try:
-                async with session.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
-                    health = (resp.status, await resp.json())
-                    if resp.status == 200 and health[1]["adapters"].get("discord", "").startswith("failed"):
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
+        health = await wait_health(session, http_port, lambda status, body: status == 200 and body.get(
+            "adapters", {}).get("discord", "").startswith("failed"))
         assert health[0] == 200, health
-        assert health[1]["model_version"] and health[1]["adapters"]["slack"] == "running"
+        assert health[1]["model_version"] == "v-one" and health[1]["adapters"]["slack"] == "running"
+
+        promote_copy(tiny_model_dir, models, "v-two")  # what `chatbot retrain` does: the daemon follows
+        health = await wait_health(session, http_port, lambda s, b: b.get("model_version") == "v-two", 300)
+        assert health[1]["model_version"] == "v-two"
+        proc.send_signal(signal.SIGHUP)  # reload on demand: same directory, still serving
+        await asyncio.sleep(1)
+        assert (await health_of(session, http_port))[1]["model_version"] == "v-two"
 
         questions = [p.q for p in tiny_pairs[:12]]
         for i, q in enumerate(questions):
@@ -121,5 +154,5 @@ async def test_slack_beside_failing_discord_health_metrics_and_sigterm_drain(tmp
     assert sorted(p["text"] for p in api.posts) == sorted(p.a for p in tiny_pairs[:12])
     with sqlite3.connect(tmp_path / "serve.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM exchanges WHERE platform = 'slack'").fetchone()[0] == 12
-    assert "discord adapter stopped" in logs
+    assert "discord adapter stopped" in logs and "model reloaded" in logs
     assert "very-secret" not in logs

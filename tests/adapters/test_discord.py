@@ -229,3 +229,20 @@ async def test_slash_commands_teach_and_forget(env, tiny_pairs):
     assert "confirm" in resp["data"]["content"] and len(await store.exchanges()) == 1
     (resp,) = await slash(adapter, alice, channel, "forget", [{"name": "confirm", "type": 5, "value": True}])
     assert "1개" in resp["data"]["content"] and await store.exchanges() == []
+
+
+async def test_admin_reload_command(env):
+    adapter, _, _ = env
+    _, channel, alice, bob = cfg()
+    calls = []
+
+    async def reload():
+        calls.append(1)
+        return "모델을 v2 버전으로 바꿨어요."
+
+    adapter.on_reload, adapter.admin_users = reload, (str(alice.id),)
+    me = adapter.client.user
+    await dpytest.message(f"<@{me.id}> !reload", channel=channel, member=alice)
+    assert dpytest.get_message().content == "모델을 v2 버전으로 바꿨어요."
+    await dpytest.message(f"<@{me.id}> !reload", channel=channel, member=bob)  # not an admin: a normal message
+    assert "v2" not in dpytest.get_message().content and calls == [1]
