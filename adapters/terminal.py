@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+import threading
 
 from bot.messages import Incoming
 from bot.pipeline import Pipeline
@@ -61,18 +62,41 @@ class TerminalSession:
         return f"모르는 명령이에요. {HELP}"
 
 
+def _read_lines(stdin) -> asyncio.Queue:
+    """Lines of `stdin` on a daemon thread ("" at end of file).
+
+    Not the default executor: a thread blocked in readline() would keep the process alive after
+    Ctrl-C or SIGTERM until the user pressed Enter.
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue = asyncio.Queue()
+
+    def pump() -> None:
+        while True:
+            line = stdin.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the loop is gone
+                return
+            if not line:
+                return
+
+    threading.Thread(target=pump, name="terminal-stdin", daemon=True).start()
+    return lines
+
+
 async def run_terminal(pipeline: Pipeline, user_id: str, stdin=None, stdout=None) -> int:
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     interactive = stdin.isatty() and stdout.isatty()
     session = TerminalSession(pipeline, user_id)
-    loop = asyncio.get_running_loop()
+    lines = _read_lines(stdin)
     if interactive:
         stdout.write(f"한국어 챗봇 (모델 {pipeline.worker.version}). {HELP}\n")
     while True:
         if interactive:
             stdout.write("나> ")
             stdout.flush()
-        line = await loop.run_in_executor(None, stdin.readline)
+        line = await lines.get()
         if not line:  # EOF
             break
         if not interactive and not line.strip():

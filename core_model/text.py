@@ -23,6 +23,7 @@ def normalize(text: str | bytes | None, max_chars: int = MAX_CHARS) -> str:
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    text = text[: max_chars * 8]  # bound the work below: a 100,000-character message costs no more
     text = _SURROGATE.sub("\ufffd", text)
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
