@@ -82,8 +82,14 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     held_pairs = held_pairs or []
     if not train_pairs:
         raise ValueError("no training pairs left after the held-out split")
-    train_tok = [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in train_pairs]
-    held_tok = [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in held_pairs]
+    from tqdm import tqdm
+
+    def tokenized(pairs: list[Pair], what: str) -> list[tuple[list[str], list[str]]]:
+        bar = tqdm(pairs, desc=f"tokenizing {what}", unit="pair", disable=verbose == 0 or not pairs)
+        return [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in bar]
+
+    train_tok = tokenized(train_pairs, "training pairs")
+    held_tok = tokenized(held_pairs, "held-out pairs")
     vocab = Vocab.build([s for qa in train_tok for s in qa], cfg.vocab_size, cfg.min_count)
     max_in = min(LENGTH_CAP, max(len(q) for q, _ in train_tok) or 1)
     max_out = min(LENGTH_CAP, max(len(a) for _, a in train_tok) + 1)
