@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import sys
 import threading
@@ -112,11 +113,12 @@ async def run_terminal(pipeline: Pipeline, user_id: str, stdin=None, stdout=None
 async def _main(args: argparse.Namespace) -> int:
     from bot.paths import default_model_dir
     from bot.store import Store
-    from bot.worker import InferenceWorker
+    from bot.worker import InferenceWorker, load_engine
     from core_model.tokenizer import start_jvm
 
     start_jvm()
-    worker = InferenceWorker(args.model or default_model_dir())
+    worker = InferenceWorker(args.model or default_model_dir(),
+                             engine_factory=functools.partial(load_engine, beam_width=args.beam))
     await worker.start()
     store = await Store(args.db).open()
     try:
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatbot chat", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(default_db_path()), help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
+    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
     parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
     args = parser.parse_args(argv)
     return asyncio.run(_main(args))

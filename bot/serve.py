@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from bot.ratelimit import RateLimiter
 from bot.server import HealthServer
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Store
-from bot.worker import InferenceWorker, WorkerConfig
+from bot.worker import InferenceWorker, WorkerConfig, load_engine
 
 log = logging.getLogger("chatbot")
 SHUTDOWN_BUDGET_S = 8.0
@@ -48,7 +49,8 @@ class Daemon:
         self.model_dir = Path(settings.model_dir) if settings.model_dir else default_model_dir()
         self.worker = InferenceWorker(self.model_dir, WorkerConfig(
             max_batch=settings.max_batch, batch_window_ms=settings.batch_window_ms,
-            queue_size=settings.queue_size, timeout_s=settings.timeout_s))
+            queue_size=settings.queue_size, timeout_s=settings.timeout_s),
+            engine_factory=functools.partial(load_engine, beam_width=settings.beam_width))
         self.store = Store(settings.db)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics)

@@ -90,10 +90,10 @@ class _Request:
 _STOP = object()
 
 
-def load_engine(model_dir: str | Path) -> Engine:
+def load_engine(model_dir: str | Path, beam_width: int = 1) -> Engine:
     """Default engine factory: the real model (imports TensorFlow only here)."""
     from core_model.responder import Responder
-    engine = Responder(model_dir)
+    engine = Responder(model_dir, beam_width=beam_width)
     engine.warm_up()
     return engine
 

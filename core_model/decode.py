@@ -83,3 +83,68 @@ def seed_eager_decode(model: Seq2Seq, ids: list[int]) -> list[int]:
         if int(y[0, 0]) == EOS_ID:
             break
     return seq
+
+
+class BeamDecoder:
+    """Batched beam search in one `tf.function`: `width` beams per row, length-normalized choice.
+
+    A beam may not repeat its previous token nor any trigram it already produced (bigrams repeat
+    naturally in Korean: "사람을 ... 사람을"); finished beams keep their score and extend with `<pad>`. Rows of the batch are searched independently.
+    """
+
+    def __init__(self, model: Seq2Seq, width: int = 4, length_penalty: float = 0.7) -> None:
+        self.model = model
+        self.width = width
+        self.alpha = length_penalty
+        self.max_len = model.config.max_reply_len
+        self._bias = _banned_bias(model.config.vocab_size)
+        self._fn = tf.function(self._decode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+
+    def _decode(self, enc_ids: tf.Tensor) -> tf.Tensor:
+        k, vocab, max_len = self.width, self.model.config.vocab_size, self.max_len
+        batch = tf.shape(enc_ids)[0]
+        enc_seq, h, c, mask = self.model.encode(tf.repeat(enc_ids, k, axis=0))
+        scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -1e9)], 0)[None, :], [batch, 1])  # (B, K)
+        seqs = tf.zeros([batch, k, max_len], tf.int32)
+        tokens = tf.fill([batch * k], SOS_ID)
+        finished = tf.zeros([batch, k], tf.bool)
+        lengths = tf.zeros([batch, k], tf.float32)
+        pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=-1e9)
+        for t in tf.range(max_len):
+            logits, h, c = self.model.step(tokens, h, c, enc_seq, mask)
+            logp = tf.nn.log_softmax(logits) + self._bias
+            logp += tf.one_hot(tokens, vocab, on_value=-1e9, off_value=0.0)
+            # Trigram blocking: every token that already followed the last two tokens of this beam.
+            flat = tf.reshape(seqs, [batch * k, max_len])
+            before_prev = flat[:, tf.maximum(t - 2, 0)]
+            seen = tf.equal(flat[:, :-2], before_prev[:, None]) & tf.equal(flat[:, 1:-1], tokens[:, None])
+            seen = seen & (tf.range(2, max_len)[None, :] < t)
+            where = tf.where(seen)
+            followers = tf.gather_nd(flat[:, 2:], where)
+            logp = tf.tensor_scatter_nd_min(logp, tf.stack([tf.cast(where[:, 0], tf.int32), followers], 1),
+                                            tf.fill(tf.shape(followers), -1e9))
+            logp = tf.where(tf.reshape(finished, [-1, 1]), pad_only[None, :], logp)
+            total = tf.reshape(scores[:, :, None] + tf.reshape(logp, [batch, k, vocab]), [batch, k * vocab])
+            scores, best = tf.math.top_k(total, k)
+            parent, chosen = best // vocab, best % vocab
+            seqs = tf.gather(seqs, parent, batch_dims=1) + tf.one_hot(t, max_len, dtype=tf.int32)[None, None, :] \
+                * chosen[:, :, None]
+            was_done = tf.gather(finished, parent, batch_dims=1)
+            lengths = tf.gather(lengths, parent, batch_dims=1) + tf.cast(tf.logical_not(was_done), tf.float32)
+            finished = was_done | tf.equal(chosen, EOS_ID)
+            rows = tf.reshape(parent + tf.range(batch)[:, None] * k, [-1])
+            h, c, tokens = tf.gather(h, rows), tf.gather(c, rows), tf.reshape(chosen, [-1])
+            if tf.reduce_all(finished):
+                break
+        normalized = scores / tf.pow(tf.maximum(lengths, 1.0), self.alpha)
+        normalized += tf.where(finished, 0.0, -1e6)  # prefer beams that ended by <eos>
+        return tf.gather(seqs, tf.argmax(normalized, axis=1, output_type=tf.int32), batch_dims=1)
+
+    def __call__(self, batch_ids: list[list[int]]) -> list[list[int]]:
+        if not batch_ids:
+            return []
+        width = max(1, max(len(r) for r in batch_ids))
+        padded = np.full((len(batch_ids), width), PAD_ID, np.int32)
+        for i, row in enumerate(batch_ids):
+            padded[i, : len(row)] = row
+        return self._fn(tf.constant(padded)).numpy().tolist()

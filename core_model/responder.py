@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core_model import artifacts, device
-from core_model.decode import GreedyDecoder
+from core_model.decode import BeamDecoder, GreedyDecoder
 from core_model.text import neutralize_mentions, normalize
 from core_model.tokenizer import Tokenizer, detokenize
 from core_model.vocab import EOS_ID
@@ -15,11 +15,12 @@ FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 class Responder:
     """A loaded model with its tokenizer and compiled decoder. Use from one thread at a time."""
 
-    def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None) -> None:
+    def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None, beam_width: int = 1) -> None:
         self.device = device.configure()
         self.tokenizer = tokenizer or Tokenizer()
         self.loaded = artifacts.load(model_dir)
-        self.decoder = GreedyDecoder(self.loaded.model)
+        self.decoder = (BeamDecoder(self.loaded.model, beam_width) if beam_width > 1
+                        else GreedyDecoder(self.loaded.model))
 
     @property
     def version(self) -> str:

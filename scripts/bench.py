@@ -1,5 +1,8 @@
 """`chatbot bench`: replies/s and latency of the worker against the seed's eager decoding, as JSON.
 
+The worker rows use greedy decoding (as the seed did); `worker_c64_beam4` shows the cost of the
+daemon's default beam search at 64 concurrent requesters.
+
 Everything is measured in one process on the same model and the same fixed mix of real
 ChatbotData questions (held-out ones, which the model never trained on).
 """
@@ -76,6 +79,14 @@ async def run(model_dir: str, quick: bool) -> dict:
         await bench_worker(worker, questions, conc, min(total, conc * 2))  # warm this batch shape
         stats, replies = await bench_worker(worker, questions, conc, total)
         out[f"worker_c{conc}"] = stats
+    await worker.stop()
+    beam = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=4)
+    beam.reply_batch(questions[:8])
+    worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,
+                                                     timeout_s=600), engine_factory=lambda _: beam)
+    await worker.start()
+    await bench_worker(worker, questions, 64, 128)
+    out["worker_c64_beam4"], _ = await bench_worker(worker, questions, 64, sizes[64] // 2)
     await worker.stop()
     tokens = sum(len(responder.tokenizer.tokenize(r)) + 1 for r in replies)  # + <eos>
     out["tokens_per_s_c64"] = round(tokens / (len(replies) / out["worker_c64"]["replies_per_s"]), 1)

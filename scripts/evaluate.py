@@ -45,12 +45,12 @@ def retrieval_replies(train, questions: list[str]) -> list[str]:
     return [train[i].a for i in idx[:, 0]]
 
 
-def model_replies(model_dir: str, questions: list[str]) -> tuple[list[str], list[bool]]:
+def model_replies(model_dir: str, questions: list[str], beam: int = 1) -> tuple[list[str], list[bool]]:
     from tqdm import tqdm
 
     from core_model.responder import Responder
 
-    responder = Responder(model_dir)
+    responder = Responder(model_dir, beam_width=beam)
     out: list[tuple[str, bool]] = []
     for i in tqdm(range(0, len(questions), 128), desc=Path(model_dir).name, unit="batch", file=sys.stderr):
         out += responder.reply_batch_detailed(questions[i:i + 128])
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(BASE_CORPUS))
     parser.add_argument("--model", action="append", metavar="NAME=DIR",
                         help="a model to score (repeatable; default: shipped=models/default, seed=models/seed)")
+    parser.add_argument("--beam", type=int, action="append", default=None, metavar="WIDTH",
+                        help="also score each model with beam search of this width (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N held-out pairs")
     parser.add_argument("--reports", default=str(REPO_ROOT / "reports"))
     parser.add_argument("--json", action="store_true", help="print one JSON object on standard output")
@@ -121,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
-        print(f"scoring {name} ({path}) on {len(held)} held-out questions", file=sys.stderr)
-        replies[name], eos = model_replies(path, questions)
-        result["systems"][name] = scores(replies[name], refs, eos)
         curves[name] = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")).get("history", {})
+        for width in [1] + (args.beam or []):
+            system = name if width == 1 else f"{name}_beam{width}"
+            print(f"scoring {system} ({path}) on {len(held)} held-out questions", file=sys.stderr)
+            replies[system], eos = model_replies(path, questions, width)
+            result["systems"][system] = scores(replies[system], refs, eos)
     replies["retrieval"] = retrieval_replies(train, questions)
     result["systems"]["retrieval"] = scores(replies["retrieval"], refs, [True] * len(refs))
     rows = [[questions[i], refs[i]] + [replies[s][i] for s in result["systems"]] for i in range(min(20, len(held)))]

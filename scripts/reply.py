@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("text", nargs="?", help="the message (omit with --jsonl)")
     parser.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines on stdin')
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
+    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
     args = parser.parse_args(argv)
     if not args.jsonl and args.text is None:
         parser.error("give a TEXT or --jsonl")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from core_model.text import normalize
 
     try:
-        responder = Responder(args.model or default_model_dir())
+        responder = Responder(args.model or default_model_dir(), beam_width=args.beam)
     except ModelLoadError as exc:
         print(f"chatbot reply: {exc}", file=sys.stderr)
         return 1

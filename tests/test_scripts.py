@@ -36,7 +36,7 @@ def test_fluency_rules():
 
 def test_bench_quick_prints_all_keys(tiny_model_dir):
     out = run(["bench", "--quick", "--model", str(tiny_model_dir)])
-    for key in ("seed_eager", "worker_c1", "worker_c8", "worker_c64"):
+    for key in ("seed_eager", "worker_c1", "worker_c8", "worker_c64", "worker_c64_beam4"):
         assert set(out[key]) >= {"replies_per_s", "p50_ms", "p99_ms"} and out[key]["replies_per_s"] > 0
     assert out["device"] == "CPU" and out["rss_mb"] > 0 and out["tokens_per_s_c64"] > 0
     assert out["speedup_c64"] > 0 and out["latency_ratio_c1"] > 0

@@ -78,3 +78,10 @@ def test_split_is_stable_and_keeps_repeats_together():
     train_q, train_a = {key(p.q) for p in train}, {key(p.a) for p in train}
     assert not any(key(p.q) in train_q or key(p.a) in train_a for p in held)
     assert split([Pair("가", "나")] * 3)[0] in ([Pair("가", "나")] * 3, [])
+
+
+def test_beam_search_finds_the_learned_answers(tiny_model_dir, tiny_pairs):
+    beam = Responder(tiny_model_dir, beam_width=4)
+    replies = beam.reply_batch([p.q for p in tiny_pairs] + ["", "😀"])
+    assert replies[:-2] == [p.a for p in tiny_pairs]
+    assert all(r for r in replies[-2:])
