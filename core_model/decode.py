@@ -1,4 +1,5 @@
-"""Batched greedy decoding compiled into one TensorFlow graph, and the seed's eager loop for comparison.
+"""Batched greedy and beam-search decoding, each compiled into one TensorFlow graph, and the seed's
+eager loop (the benchmark's baseline).
 
 `GreedyDecoder` runs the whole reply loop (a `tf.while_loop` built by AutoGraph) in one
 `tf.function` call for any batch size: every row stops at its own `<eos>`, the loop stops when all
@@ -19,6 +20,17 @@ def _banned_bias(vocab_size: int) -> tf.Tensor:
     bias = np.zeros(vocab_size, np.float32)
     bias[[PAD_ID, SOS_ID, UNK_ID]] = -1e9
     return tf.constant(bias)
+
+
+def _run(fn, batch_ids: list[list[int]]) -> list[list[int]]:
+    """Right-pad `batch_ids` into one int32 matrix and run the compiled decode on it."""
+    if not batch_ids:
+        return []
+    width = max(1, max(len(r) for r in batch_ids))
+    padded = np.full((len(batch_ids), width), PAD_ID, np.int32)
+    for i, row in enumerate(batch_ids):
+        padded[i, : len(row)] = row
+    return fn(tf.constant(padded)).numpy().tolist()
 
 
 class GreedyDecoder:
@@ -54,13 +66,7 @@ class GreedyDecoder:
 
     def __call__(self, batch_ids: list[list[int]]) -> list[list[int]]:
         """Decode a batch of encoded inputs; rows may differ in length (they are right-padded)."""
-        if not batch_ids:
-            return []
-        width = max(1, max(len(r) for r in batch_ids))
-        padded = np.full((len(batch_ids), width), PAD_ID, np.int32)
-        for i, row in enumerate(batch_ids):
-            padded[i, : len(row)] = row
-        return self._fn(tf.constant(padded)).numpy().tolist()
+        return _run(self._fn, batch_ids)
 
 
 def seed_eager_decode(model: Seq2Seq, ids: list[int]) -> list[int]:
@@ -141,10 +147,5 @@ class BeamDecoder:
         return tf.gather(seqs, tf.argmax(normalized, axis=1, output_type=tf.int32), batch_dims=1)
 
     def __call__(self, batch_ids: list[list[int]]) -> list[list[int]]:
-        if not batch_ids:
-            return []
-        width = max(1, max(len(r) for r in batch_ids))
-        padded = np.full((len(batch_ids), width), PAD_ID, np.int32)
-        for i, row in enumerate(batch_ids):
-            padded[i, : len(row)] = row
-        return self._fn(tf.constant(padded)).numpy().tolist()
+        """Decode a batch of encoded inputs; rows may differ in length (they are right-padded)."""
+        return _run(self._fn, batch_ids)

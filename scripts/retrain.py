@@ -8,9 +8,11 @@ admin command, or its file watch).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from scripts.train import add_train_options, train_config
@@ -69,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     models_dir = Path(args.models_dir)
     baseline_dir = Path(args.compare_to) if args.compare_to else default_model_dir(models_dir)
-    from datetime import datetime, timezone
     out = Path(args.out or models_dir / ("v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")))
     tokenizer = Tokenizer()
     base_train, held = split(base)
@@ -82,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     new_loss = heldout_loss_of(out, held, tokenizer)
     old_loss = heldout_loss_of(baseline_dir, held, tokenizer) if (baseline_dir / "manifest.json").exists() else None
     print(f"held-out loss: new {new_loss}, current {old_loss} ({baseline_dir})", file=sys.stderr)
-    import json
     manifest.update(heldout_loss=new_loss, compared_to={"path": str(baseline_dir), "heldout_loss": old_loss})
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     if old_loss is not None and new_loss > old_loss:
