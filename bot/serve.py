@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if terminal:  # the chat owns the screen: keep routine logs out of it
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+        print("모델을 불러오는 중이에요 (loading the model, about 20 seconds)...", file=sys.stderr, flush=True)
     from core_model.tokenizer import start_jvm
     start_jvm()  # on the main thread, before any worker thread touches Okt
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -108,7 +108,10 @@ class InferenceWorker:
         self._engine: Engine | None = None
         self._swap_lock = threading.Lock()  # held while a batch decodes; a reload swaps between batches
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
-        self._ready: queue.Queue = queue.Queue()  # prepared requests; bounded by _queue upstream
+        # Prepared requests wait here for the decoder. Bounded too, so that under overload the prepare
+        # thread blocks, `_queue` fills and callers hear "overloaded": at most queue_size + 2 * max_batch + 1
+        # requests are ever admitted and unanswered.
+        self._ready: queue.Queue = queue.Queue(maxsize=self.config.max_batch)
         self._threads: list[threading.Thread] = []
         self._accepting = False
         self.on_batch: list[Callable[[int, float], None]] = []  # metrics hooks: (batch size, seconds)
