@@ -112,7 +112,7 @@ class DiscordAdapter:
         me = self.client.user
         if me is None:
             return False
-        if me in message.mentions or any(u.id == me.id for u in message.mentions):
+        if any(u.id == me.id for u in message.mentions):
             return True
         ref = message.reference.resolved if message.reference else None
         return isinstance(ref, discord.Message) and ref.author.id == me.id

@@ -51,7 +51,7 @@ class SlackAdapter:
         self._app_token = app_token
         self.state = "created"
         self.forget = ForgetConfirmations()
-        self._seen: set[str] = set()  # dedupe without a store (tests, --no-store); bounded below
+        self._seen: set[str] = set()  # dedupe when there is no store; bounded below
         client = AsyncWebClient(token=bot_token, base_url=api_url or AsyncWebClient.BASE_URL)
         self.app = AsyncApp(client=client, signing_secret=signing_secret or None,
                             request_verification_enabled=not app_token, logger=logging.getLogger("slack_bolt"))
@@ -144,12 +144,14 @@ class SlackAdapter:
 
     async def _first_delivery(self, body: dict, event: dict) -> bool:
         key = "slack:" + (body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
+        if self.pipeline.store:  # INSERT OR IGNORE through the single writer: atomic, survives restarts
+            return await self.pipeline.store.first_delivery(key)
         if key in self._seen:
             return False
-        self._seen.add(key)
         if len(self._seen) > 50_000:
             self._seen.clear()
-        return await self.pipeline.store.first_delivery(key) if self.pipeline.store else True
+        self._seen.add(key)
+        return True
 
     async def handle_event(self, event: dict, body: dict, client: AsyncWebClient, thread: bool) -> None:
         if event.get("bot_id") or event.get("subtype"):

@@ -22,6 +22,9 @@ def default_model_dir(models_dir: Path = MODELS_DIR) -> Path:
     return current if (current / "manifest.json").exists() else models_dir / "default"
 
 
+DEFAULT_DB = Path("var") / "chatbot.sqlite3"  # relative to the working directory
+
+
 def default_db_path() -> Path:
     """`CHATBOT_DB`, else var/chatbot.sqlite3 in the working directory."""
-    return Path(os.environ.get("CHATBOT_DB") or Path("var") / "chatbot.sqlite3")
+    return Path(os.environ.get("CHATBOT_DB") or DEFAULT_DB)

@@ -46,8 +46,7 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.model_dir = Path(settings.model_dir) if settings.model_dir else default_model_dir()
-        self.worker = InferenceWorker(self.model_dir, WorkerConfig(
+        self.worker = InferenceWorker(self.model_target(), WorkerConfig(
             max_batch=settings.max_batch, batch_window_ms=settings.batch_window_ms,
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
             engine_factory=functools.partial(load_engine, beam_width=settings.beam_width))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bot.paths import DEFAULT_DB
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -44,7 +46,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @dataclass(frozen=True)
 class Settings:
     model_dir: str = ""  # empty: models/current if promoted, else models/default
-    db: str = "var/chatbot.sqlite3"
+    db: str = str(DEFAULT_DB)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 turns the health/metrics endpoint off
     log_level: str = "INFO"

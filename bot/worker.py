@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +61,6 @@ class WorkerStats:
     batches: int = 0
     reloads: int = 0
     reload_failures: int = 0
-    recent_batch_sizes: deque = field(default_factory=lambda: deque(maxlen=1000))
-    recent_decode_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
 
 
 @dataclass(eq=False)
@@ -283,8 +280,6 @@ class InferenceWorker:
         done = time.monotonic()
         self.stats.batches += 1
         self.stats.replies += len(batch)
-        self.stats.recent_batch_sizes.append(len(batch))
-        self.stats.recent_decode_ms.append(seconds * 1000)
         for hook in self.on_batch:
             hook(len(batch), seconds)
         for req, text in zip(batch, replies):
