@@ -11,6 +11,8 @@ from core_model.text import normalize
 REQUIRED_COLUMNS = ("Q", "A")
 HELDOUT_SHARE = 0.10
 SPLIT_SEED = "chatbot-split-v1"
+DEV_SHARE = 0.05  # of the training side: picks the epoch and settings, so the held-out split stays unseen
+DEV_SEED = "chatbot-dev-v1"
 
 
 class DataError(ValueError):
@@ -69,8 +71,8 @@ def _key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def is_heldout(pairs: list[Pair]) -> list[bool]:
-    """Which pairs belong to the held-out split (about 10%), the same answer every time.
+def is_heldout(pairs: list[Pair], share: float = HELDOUT_SHARE, salt: str = SPLIT_SEED) -> list[bool]:
+    """Which pairs belong to the held-out split (`share`, 10%), the same answer every time.
 
     Pairs that share a normalized question or a normalized answer are joined into one group
     (union-find), and a whole group goes to one side by a hash of its smallest key. Repeated and
@@ -96,12 +98,18 @@ def is_heldout(pairs: list[Pair]) -> list[bool]:
         members[root] = min(members.get(root, root), "q:" + _key(p.q))
     out = []
     for p in pairs:
-        digest = hashlib.sha256((SPLIT_SEED + members[find("q:" + _key(p.q))]).encode()).digest()
-        out.append(int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_SHARE)
+        digest = hashlib.sha256((salt + members[find("q:" + _key(p.q))]).encode()).digest()
+        out.append(int.from_bytes(digest[:8], "big") / 2**64 < share)
     return out
 
 
-def split(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
-    """-> (training pairs, held-out pairs)."""
-    flags = is_heldout(pairs)
+def split(pairs: list[Pair], share: float = HELDOUT_SHARE, salt: str = SPLIT_SEED
+          ) -> tuple[list[Pair], list[Pair]]:
+    """-> (training pairs, held-out pairs). `dev_split` uses it again on the training side."""
+    flags = is_heldout(pairs, share, salt)
     return [p for p, h in zip(pairs, flags) if not h], [p for p, h in zip(pairs, flags) if h]
+
+
+def dev_split(train_pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
+    """Training pairs -> (pairs to fit, development pairs that choose the epoch), leak-free as above."""
+    return split(train_pairs, DEV_SHARE, DEV_SEED)

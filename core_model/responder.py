@@ -7,9 +7,15 @@ from core_model import artifacts, device
 from core_model.decode import BeamDecoder, GreedyDecoder
 from core_model.text import neutralize_mentions, normalize
 from core_model.tokenizer import Tokenizer, detokenize
-from core_model.vocab import EOS_ID
+from core_model.vocab import EOS_ID, Vocab
 
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
+
+
+def render(vocab: Vocab, row: list[int]) -> tuple[str, bool]:
+    """Decoded ids -> (reply text a user may see, whether the model ended it with <eos>)."""
+    text = normalize(detokenize(vocab.decode(row)))
+    return neutralize_mentions(text) or FALLBACK_REPLY, EOS_ID in row
 
 
 class Responder:
@@ -44,11 +50,7 @@ class Responder:
         return self._replies([self.encode(t) for t in texts])
 
     def _replies(self, batch_ids: list[list[int]]) -> list[tuple[str, bool]]:
-        out = []
-        for row in self.decoder(batch_ids):
-            text = normalize(detokenize(self.loaded.vocab.decode(row)))
-            out.append((neutralize_mentions(text) or FALLBACK_REPLY, EOS_ID in row))
-        return out
+        return [render(self.loaded.vocab, row) for row in self.decoder(batch_ids)]
 
     def reply(self, text: str) -> str:
         return self.reply_batch([text])[0]

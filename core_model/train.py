@@ -1,4 +1,4 @@
-"""Training: tokenize pairs, build the vocabulary, length-bucketed batches, early stopping, save."""
+"""Training: tokenize pairs, build the vocabulary, length-bucketed batches, epoch selection, save."""
 from __future__ import annotations
 
 import random
@@ -11,7 +11,9 @@ import tensorflow as tf
 
 from core_model import artifacts
 from core_model.data import Pair
+from core_model.decode import GreedyDecoder
 from core_model.model import ModelConfig, build_model, masked_loss
+from core_model.responder import render
 from core_model.tokenizer import Tokenizer
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, Vocab
 
@@ -29,7 +31,8 @@ class TrainConfig:
     attention: bool = True
     epochs: int = 20
     batch_size: int = 64
-    patience: int = 0  # epochs without held-out improvement before stopping; 0 trains every epoch
+    patience: int = 0  # epochs without improvement on the dev pairs before stopping; 0 trains every epoch
+    select_by: str = "chrf"  # keep the epoch with the best dev replies ("chrf"), lowest dev "loss", or the "last"
     learning_rate: float = 2e-3
     seed: int = 42
 
@@ -60,6 +63,33 @@ def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: 
         yield (enc, dec), tgt
 
 
+class ReplyScore(keras.callbacks.Callback):
+    """After each epoch, greedy replies to the dev questions -> chrF against their answers (`val_chrf`).
+
+    Cross-entropy keeps falling for generic replies ("저도요.") long after real replies stop
+    improving, so the epoch is chosen on what a user would read, not on the loss.
+    """
+
+    def __init__(self, inputs: list[list[int]], answers: list[str], vocab: Vocab, verbose: bool) -> None:
+        super().__init__()
+        self.inputs, self.answers, self.vocab, self.verbose = inputs, answers, vocab, verbose
+        self._decoder: GreedyDecoder | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import sacrebleu
+
+        self._decoder = self._decoder or GreedyDecoder(self.model)  # traced once, reads live weights
+        rows: list[list[int]] = []
+        for i in range(0, len(self.inputs), 256):
+            rows += self._decoder(self.inputs[i:i + 256])
+        replies = [render(self.vocab, r)[0] for r in rows]
+        score = sacrebleu.corpus_chrf(replies, [self.answers]).score
+        if logs is not None:
+            logs["val_chrf"] = score
+        if self.verbose:
+            print(f"epoch {epoch + 1}: dev chrF {score:.2f}, {len(set(replies))} distinct replies", flush=True)
+
+
 def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Dataset, int]:
     rng = random.Random(seed) if seed is not None else None
     spec = tf.TensorSpec([None, None], tf.int32)
@@ -70,16 +100,19 @@ def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Datas
 
 
 def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
-          held_pairs: list[Pair] | None = None, extra_info: dict | None = None,
-          verbose: int | str = "auto", tokenizer: Tokenizer | None = None) -> dict:
+          dev_pairs: list[Pair] | None = None, held_pairs: list[Pair] | None = None,
+          extra_info: dict | None = None, verbose: int | str = "auto", tokenizer: Tokenizer | None = None) -> dict:
     """Train a model on `train_pairs` and write its directory; returns the manifest.
 
-    `held_pairs` (normally `core_model.data.split(...)[1]`) drive early stopping and the reported
-    held-out loss; the model never trains on them. Without them the training loss is monitored.
+    `dev_pairs` (normally `core_model.data.dev_split(...)[1]`) choose the epoch that is kept
+    (`cfg.select_by`) and drive early stopping; `held_pairs` (`split(...)[1]`) only give the
+    reported held-out loss. The model never trains on either. Without dev pairs the last epoch is kept.
     """
+    if cfg.select_by not in ("chrf", "loss", "last"):
+        raise ValueError(f"select_by must be 'chrf', 'loss' or 'last', not {cfg.select_by!r}")
     keras.utils.set_random_seed(cfg.seed)
     tok = tokenizer or Tokenizer()
-    held_pairs = held_pairs or []
+    dev_pairs, held_pairs = dev_pairs or [], held_pairs or []
     if not train_pairs:
         raise ValueError("no training pairs left after the held-out split")
     from tqdm import tqdm
@@ -89,6 +122,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         return [(tok.tokenize(p.q), tok.tokenize(p.a)) for p in bar]
 
     train_tok = tokenized(train_pairs, "training pairs")
+    dev_tok = tokenized(dev_pairs, "dev pairs")
     held_tok = tokenized(held_pairs, "held-out pairs")
     vocab = Vocab.build([s for qa in train_tok for s in qa], cfg.vocab_size, cfg.min_count)
     max_in = min(LENGTH_CAP, max(len(q) for q, _ in train_tok) or 1)
@@ -104,24 +138,39 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, clipnorm=1.0), loss=masked_loss)
     train_ds, steps = _dataset(enc(train_tok), cfg.batch_size, cfg.seed)
     fit_args: dict = {}
-    monitor = "loss"
-    if held_tok:
+    callbacks: list[keras.callbacks.Callback] = []
+    monitor = None
+    if dev_tok:
         fit_args["validation_data"], fit_args["validation_steps"] = _dataset(
-            enc(held_tok), cfg.batch_size * 4, None)
+            enc(dev_tok), cfg.batch_size * 4, None)
         monitor = "val_loss"
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)
-                 ] if cfg.patience > 0 else []
+        if cfg.select_by == "chrf":
+            monitor = "val_chrf"
+            callbacks.append(ReplyScore([q for q, _ in enc(dev_tok)], [p.a for p in dev_pairs], vocab,
+                                        verbose not in (0, False)))
+    if monitor and (cfg.select_by != "last" or cfg.patience):
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max" if monitor == "val_chrf" else "min",
+            patience=cfg.patience or cfg.epochs, restore_best_weights=True))
     history = model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose, **fit_args)
     curves = {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
+    kept = len(curves["loss"]) - 1
+    if monitor and cfg.select_by != "last":
+        kept = int(np.argmax(curves[monitor]) if monitor == "val_chrf" else np.argmin(curves[monitor]))
+    heldout_loss = None
+    if held_tok:
+        ds, held_steps = _dataset(enc(held_tok), cfg.batch_size * 4, None)
+        heldout_loss = round(float(model.evaluate(ds, steps=held_steps, verbose=0)), 4)
     info = {
         "train_config": asdict(cfg),
-        "split": {"train": len(train_pairs), "heldout": len(held_pairs)},
+        "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},
         "vocab_coverage_train": round(vocab.coverage(s for qa in train_tok for s in qa), 4),
         "epochs_trained": len(curves.get("loss", [])),
-        "heldout_loss": (round(min(curves[monitor]) if callbacks else curves[monitor][-1], 4)
-                         if monitor == "val_loss" else None),
-        "train_loss": round(min(curves["loss"]), 4),
+        "epoch_kept": kept + 1,
+        "dev_chrf": curves["val_chrf"][kept] if "val_chrf" in curves else None,
+        "heldout_loss": heldout_loss,
+        "train_loss": curves["loss"][kept],
         "history": curves,
         **(extra_info or {}),
     }

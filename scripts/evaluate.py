@@ -1,7 +1,8 @@
 """`chatbot eval`: BLEU, chrF and fluency on the held-out split, models against a retrieval baseline.
 
 Every system answers the same held-out questions of ChatbotData (the split no shipped model
-trained on). Writes reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints
+trained on or chose anything by): the shipped model decoded as the daemon does (beam search), the
+seed's recipe decoded as the notebook did (greedy), and a TF-IDF retrieval baseline. Writes reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints
 one JSON object on standard output.
 """
 from __future__ import annotations
@@ -71,14 +72,18 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     fig.tight_layout()
     fig.savefig(out_dir / "scores.png", dpi=100)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, (ax, ax_chrf) = plt.subplots(1, 2, figsize=(11, 3.5))
     for name, hist in curves.items():
         for key, style in (("loss", "-"), ("val_loss", "--")):
             if key in hist:
                 ax.plot(range(1, len(hist[key]) + 1), hist[key], style, label=f"{name} {key}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("masked cross-entropy")
-    ax.legend()
+        if "val_chrf" in hist:
+            ax_chrf.plot(range(1, len(hist["val_chrf"]) + 1), hist["val_chrf"], label=f"{name} dev chrF (greedy)")
+    ax.set(xlabel="epoch", ylabel="masked cross-entropy")
+    ax_chrf.set(xlabel="epoch", ylabel="chrF")
+    for a in (ax, ax_chrf):
+        if a.lines:
+            a.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "curves.png", dpi=100)
     plt.close(fig)
@@ -88,6 +93,11 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     for s in systems:
         r = result["systems"][s]
         lines.append(f"| {s} | {r['bleu']} | {r['chrf']} | {r['fluency']:.1%} | {r['distinct_replies']} |")
+    t = result.get("targets", {})
+    if t:
+        lines += ["", f"Shipped chrF / retrieval chrF: {t.get('chrf_vs_retrieval')} (target >= 1); "
+                      f"/ seed chrF: {t.get('chrf_vs_seed')} (target >= 1.5); fluency target 90%. "
+                      f"All targets met: {'yes' if t['met'] else 'no'}."]
     lines += ["", "![scores](scores.png)", "", "![training curves](curves.png)", "", "## 20 examples", "",
               "| question | reference | " + " | ".join(systems) + " |", "|" + "---|" * (len(systems) + 2)]
     for row in examples["rows"]:
@@ -95,15 +105,27 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     (out_dir / "eval.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def targets(systems: dict) -> dict:
+    """The issue's bar: shipped chrF >= retrieval's and >= 1.5x the seed recipe's; fluency >= 90%."""
+    shipped, out = systems.get("shipped"), {}
+    if shipped:
+        for other in ("retrieval", "seed"):
+            if systems.get(other, {}).get("chrf"):
+                out[f"chrf_vs_{other}"] = round(shipped["chrf"] / systems[other]["chrf"], 3)
+        out["met"] = (out.get("chrf_vs_retrieval", 0) >= 1.0 and out.get("chrf_vs_seed", 0) >= 1.5
+                      and shipped["fluency"] >= 0.9)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import BASE_CORPUS, MODELS_DIR, REPO_ROOT
+    from core_model.decode import DEFAULT_BEAM_WIDTH
 
     parser = argparse.ArgumentParser(prog="chatbot eval", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(BASE_CORPUS))
-    parser.add_argument("--model", action="append", metavar="NAME=DIR",
-                        help="a model to score (repeatable; default: shipped=models/default, seed=models/seed)")
-    parser.add_argument("--beam", type=int, action="append", default=None, metavar="WIDTH",
-                        help="also score each model with beam search of this width (repeatable)")
+    parser.add_argument("--model", action="append", metavar="NAME=DIR[@BEAM]",
+                        help="a model to score, decoded with beam width BEAM (1: greedy); repeatable. Default: "
+                             f"shipped=models/default@{DEFAULT_BEAM_WIDTH} and seed=models/seed@1")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N held-out pairs")
     parser.add_argument("--reports", default=str(REPO_ROOT / "reports"))
     parser.add_argument("--json", action="store_true", help="print one JSON object on standard output")
@@ -114,23 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     train, held = split(read_pairs(args.data))
     held = held[: args.limit] if args.limit else held
     questions, refs = [p.q for p in held], [p.a for p in held]
-    specs = args.model or [f"shipped={MODELS_DIR / 'default'}", f"seed={MODELS_DIR / 'seed'}"]
+    specs = args.model or [f"shipped={MODELS_DIR / 'default'}@{DEFAULT_BEAM_WIDTH}", f"seed={MODELS_DIR / 'seed'}@1"]
     result: dict = {"split": {"train": len(train), "heldout": len(held)}, "systems": {}}
     replies: dict[str, list[str]] = {}
     curves: dict[str, dict] = {}
     for spec in specs:
         name, _, path = spec.partition("=")
+        path, _, width = path.partition("@")
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
         curves[name] = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")).get("history", {})
-        for width in [1] + (args.beam or []):
-            system = name if width == 1 else f"{name}_beam{width}"
-            print(f"scoring {system} ({path}) on {len(held)} held-out questions", file=sys.stderr)
-            replies[system], eos = model_replies(path, questions, width)
-            result["systems"][system] = scores(replies[system], refs, eos)
+        print(f"scoring {name} ({path}, beam {width or 1}) on {len(held)} held-out questions", file=sys.stderr)
+        replies[name], eos = model_replies(path, questions, int(width or 1))
+        result["systems"][name] = scores(replies[name], refs, eos)
     replies["retrieval"] = retrieval_replies(train, questions)
     result["systems"]["retrieval"] = scores(replies["retrieval"], refs, [True] * len(refs))
+    result["targets"] = targets(result["systems"])
     rows = [[questions[i], refs[i]] + [replies[s][i] for s in result["systems"]] for i in range(min(20, len(held)))]
     write_report(Path(args.reports), result, {"rows": rows}, curves)
     print(json.dumps(result, ensure_ascii=False) if args.json else json.dumps(result, ensure_ascii=False, indent=2))

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_options(parser)
     args = parser.parse_args(argv)
 
-    from core_model.data import DataError, read_pairs, split
+    from core_model.data import DataError, dev_split, read_pairs, split
     from core_model.tokenizer import Tokenizer
     from core_model.train import train
 
@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or models_dir / ("v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")))
     tokenizer = Tokenizer()
     base_train, held = split(base)
+    base_train, dev = dev_split(base_train)
     cfg = train_config(args)
     print(f"retraining on {len(base_train)} base + {len(logged)} logged pairs (x{args.pair_weight}), "
           f"{len(held)} held out -> {out}", file=sys.stderr)
-    manifest = train(base_train + logged * args.pair_weight, out, cfg, held, tokenizer=tokenizer,
+    manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
                      extra_info={"command": "chatbot retrain " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
     new_loss = heldout_loss_of(out, held, tokenizer)

@@ -21,7 +21,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default {f.default})")
     parser.add_argument("--seed-config", action="store_true",
-                        help="the notebook's sizes: embedding 64, LSTM 512, vocabulary 2000, no attention")
+                        help="the notebook's recipe: embedding 64, LSTM 512, vocabulary 2000, no attention, "
+                             "last epoch kept")
 
 
 def train_config(args: argparse.Namespace):
@@ -30,7 +31,7 @@ def train_config(args: argparse.Namespace):
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.seed_config:
-        values.update(SEED_CONFIG, vocab_size=2000, min_count=1)
+        values.update(SEED_CONFIG, vocab_size=2000, min_count=1, select_by="last")
     return TrainConfig(**values)
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_options(parser)
     args = parser.parse_args(argv)
 
-    from core_model.data import DataError, file_sha256, read_pairs, split
+    from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
 
     try:
         pairs = read_pairs(args.data)
@@ -54,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "chatbot train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
     train_pairs, held = split(pairs)
-    manifest = train(train_pairs, args.out, cfg, held, extra_info={
+    fit_pairs, dev = dev_split(train_pairs)
+    manifest = train(fit_pairs, args.out, cfg, dev, held, extra_info={
         "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
-          f"{manifest['epochs_trained']} epochs", file=sys.stderr)
+          f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})", file=sys.stderr)
     return 0
 
 

@@ -16,13 +16,16 @@ def run(args, timeout=600):
 
 
 def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
-    out = run(["eval", "--model", f"tiny={tiny_model_dir}", "--limit", "40", "--json", "--reports", str(tmp_path)])
+    out = run(["eval", "--model", f"shipped={tiny_model_dir}@4", "--model", f"tiny={tiny_model_dir}",
+               "--limit", "40", "--json", "--reports", str(tmp_path)])
     assert out["split"] == {"train": out["split"]["train"], "heldout": 40}
-    assert set(out["systems"]) == {"tiny", "retrieval"}
+    assert set(out["systems"]) == {"shipped", "tiny", "retrieval"}
     for system in out["systems"].values():
         assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
+    ratio = out["systems"]["shipped"]["chrf"] / out["systems"]["retrieval"]["chrf"]
+    assert out["targets"]["chrf_vs_retrieval"] == round(ratio, 3) and out["targets"]["met"] is False
     report = (tmp_path / "eval.md").read_text()
-    assert "| tiny |" in report and report.count("\n| ") >= 20 + 2
+    assert "| tiny |" in report and "All targets met: no" in report and report.count("\n| ") >= 20 + 2
     assert (tmp_path / "scores.png").stat().st_size > 1000 and (tmp_path / "curves.png").stat().st_size > 1000
 
 

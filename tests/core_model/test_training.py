@@ -85,3 +85,36 @@ def test_beam_search_finds_the_learned_answers(tiny_model_dir, tiny_pairs):
     replies = beam.reply_batch([p.q for p in tiny_pairs] + ["", "😀"])
     assert replies[:-2] == [p.a for p in tiny_pairs]
     assert all(r for r in replies[-2:])
+
+
+def test_dev_split_is_carved_from_training_without_leaks():
+    from core_model.data import dev_split
+
+    train, held = split(read_pairs("data/ChatbotData.csv"))
+    fit, dev = dev_split(train)
+    assert sorted(fit + dev, key=repr) == sorted(train, key=repr)
+    assert 0.03 < len(dev) / len(train) < 0.07
+    key = lambda s: "".join(c for c in s.lower() if c.isalnum())  # noqa: E731
+    fit_keys = {key(p.q) for p in fit} | {"a" + key(p.a) for p in fit}
+    assert not any(key(p.q) in fit_keys or "a" + key(p.a) in fit_keys for p in dev)
+    assert not set(dev) & set(held)
+
+
+def test_the_kept_epoch_is_the_one_whose_dev_replies_score_best(tmp_path):
+    import sacrebleu
+
+    from core_model.train import TrainConfig, train
+    from tests.conftest import TINY, corpus_pairs
+
+    pairs = corpus_pairs(60)
+    fit, dev = pairs[:48], pairs[48:]
+    cfg = TrainConfig(**{**TINY, "epochs": 6, "patience": 0, "select_by": "chrf"})
+    manifest = train(fit, tmp_path / "m", cfg, dev_pairs=dev, held_pairs=dev, verbose=0)
+    curve = manifest["history"]["val_chrf"]
+    assert len(curve) == manifest["epochs_trained"] == 6
+    assert manifest["epoch_kept"] == curve.index(max(curve)) + 1 and manifest["dev_chrf"] == max(curve)
+    replies = Responder(tmp_path / "m").reply_batch([p.q for p in dev])  # the restored weights
+    assert sacrebleu.corpus_chrf(replies, [[p.a for p in dev]]).score == pytest.approx(max(curve), abs=1e-3)
+    assert manifest["heldout_loss"] > 0
+    with pytest.raises(ValueError, match="select_by"):
+        train(fit, tmp_path / "x", TrainConfig(select_by="bleu"), verbose=0)
