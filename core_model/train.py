@@ -33,6 +33,7 @@ class TrainConfig:
     batch_size: int = 64
     patience: int = 0  # epochs without improvement on the dev pairs before stopping; 0 trains every epoch
     select_by: str = "chrf"  # keep the epoch with the best dev replies ("chrf"), lowest dev "loss", or the "last"
+    min_distinct: float = 0.5  # with select_by chrf: share of distinct dev replies an epoch needs to be kept
     learning_rate: float = 2e-3
     seed: int = 42
 
@@ -63,16 +64,22 @@ def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: 
         yield (enc, dec), tgt
 
 
-class ReplyScore(keras.callbacks.Callback):
-    """After each epoch, greedy replies to the dev questions -> chrF against their answers (`val_chrf`).
+class ReplySelection(keras.callbacks.Callback):
+    """Keep the epoch whose greedy replies to the dev questions have the best chrF, among varied ones.
 
-    Cross-entropy keeps falling for generic replies ("저도요.") long after real replies stop
-    improving, so the epoch is chosen on what a user would read, not on the loss.
+    Loss and chrF both reward a model that answers almost everything with one safe sentence: on
+    ChatbotData dev chrF peaked at epoch 4 with 53 distinct replies for 537 questions ("저도요.").
+    So an epoch counts only when at least `min_distinct` of its replies per question are distinct
+    (if none does, the best of the rest is kept). Logs `val_chrf` and `val_distinct` every epoch.
     """
 
-    def __init__(self, inputs: list[list[int]], answers: list[str], vocab: Vocab, verbose: bool) -> None:
+    def __init__(self, inputs: list[list[int]], answers: list[str], vocab: Vocab, min_distinct: float,
+                 patience: int, verbose: bool) -> None:
         super().__init__()
-        self.inputs, self.answers, self.vocab, self.verbose = inputs, answers, vocab, verbose
+        self.inputs, self.answers, self.vocab = inputs, answers, vocab
+        self.min_distinct, self.patience, self.verbose = min_distinct, patience, verbose
+        self.best: tuple[bool, float] | None = None
+        self.best_epoch, self._best_weights, self._wait = 0, None, 0
         self._decoder: GreedyDecoder | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -83,11 +90,24 @@ class ReplyScore(keras.callbacks.Callback):
         for i in range(0, len(self.inputs), 256):
             rows += self._decoder(self.inputs[i:i + 256])
         replies = [render(self.vocab, r)[0] for r in rows]
-        score = sacrebleu.corpus_chrf(replies, [self.answers]).score
+        chrf = sacrebleu.corpus_chrf(replies, [self.answers]).score
+        distinct = len(set(replies)) / max(1, len(replies))
         if logs is not None:
-            logs["val_chrf"] = score
+            logs.update(val_chrf=chrf, val_distinct=distinct)
+        key = (distinct >= self.min_distinct, chrf)
+        if self.best is None or key > self.best:
+            self.best, self.best_epoch, self._wait = key, epoch, 0
+            self._best_weights = self.model.get_weights()
+        else:
+            self._wait += 1
+            self.model.stop_training = bool(self.patience) and self._wait >= self.patience
         if self.verbose:
-            print(f"epoch {epoch + 1}: dev chrF {score:.2f}, {len(set(replies))} distinct replies", flush=True)
+            print(f"epoch {epoch + 1}: dev chrF {chrf:.2f}, {distinct:.0%} distinct replies; "
+                  f"keeping epoch {self.best_epoch + 1}", flush=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
 
 
 def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Dataset, int]:
@@ -139,25 +159,25 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     train_ds, steps = _dataset(enc(train_tok), cfg.batch_size, cfg.seed)
     fit_args: dict = {}
     callbacks: list[keras.callbacks.Callback] = []
-    monitor = None
+    selection = None
     if dev_tok:
         fit_args["validation_data"], fit_args["validation_steps"] = _dataset(
             enc(dev_tok), cfg.batch_size * 4, None)
-        monitor = "val_loss"
         if cfg.select_by == "chrf":
-            monitor = "val_chrf"
-            callbacks.append(ReplyScore([q for q, _ in enc(dev_tok)], [p.a for p in dev_pairs], vocab,
-                                        verbose not in (0, False)))
-    if monitor and (cfg.select_by != "last" or cfg.patience):
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max" if monitor == "val_chrf" else "min",
-            patience=cfg.patience or cfg.epochs, restore_best_weights=True))
+            selection = ReplySelection([q for q, _ in enc(dev_tok)], [p.a for p in dev_pairs], vocab,
+                                       cfg.min_distinct, cfg.patience, verbose not in (0, False))
+            callbacks.append(selection)
+        elif cfg.select_by == "loss":
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.patience or cfg.epochs, restore_best_weights=True))
     history = model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose, **fit_args)
     curves = {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
     kept = len(curves["loss"]) - 1
-    if monitor and cfg.select_by != "last":
-        kept = int(np.argmax(curves[monitor]) if monitor == "val_chrf" else np.argmin(curves[monitor]))
+    if selection:
+        kept = selection.best_epoch
+    elif dev_tok and cfg.select_by == "loss":
+        kept = int(np.argmin(curves["val_loss"]))
     heldout_loss = None
     if held_tok:
         ds, held_steps = _dataset(enc(held_tok), cfg.batch_size * 4, None)

@@ -100,7 +100,7 @@ def test_dev_split_is_carved_from_training_without_leaks():
     assert not set(dev) & set(held)
 
 
-def test_the_kept_epoch_is_the_one_whose_dev_replies_score_best(tmp_path):
+def test_the_kept_epoch_has_the_best_dev_chrf_among_varied_epochs(tmp_path):
     import sacrebleu
 
     from core_model.train import TrainConfig, train
@@ -108,13 +108,17 @@ def test_the_kept_epoch_is_the_one_whose_dev_replies_score_best(tmp_path):
 
     pairs = corpus_pairs(60)
     fit, dev = pairs[:48], pairs[48:]
-    cfg = TrainConfig(**{**TINY, "epochs": 6, "patience": 0, "select_by": "chrf"})
+    cfg = TrainConfig(**{**TINY, "epochs": 30, "patience": 0, "select_by": "chrf", "min_distinct": 0.5})
     manifest = train(fit, tmp_path / "m", cfg, dev_pairs=dev, held_pairs=dev, verbose=0)
-    curve = manifest["history"]["val_chrf"]
-    assert len(curve) == manifest["epochs_trained"] == 6
-    assert manifest["epoch_kept"] == curve.index(max(curve)) + 1 and manifest["dev_chrf"] == max(curve)
+    chrf, distinct = manifest["history"]["val_chrf"], manifest["history"]["val_distinct"]
+    assert len(chrf) == len(distinct) == manifest["epochs_trained"] == 30
+    assert min(distinct) < 0.5 <= max(distinct)  # both kinds of epoch occurred
+    best = max(range(30), key=lambda e: (distinct[e] >= 0.5, chrf[e]))
+    assert manifest["epoch_kept"] == best + 1 and manifest["dev_chrf"] == chrf[best]
     replies = Responder(tmp_path / "m").reply_batch([p.q for p in dev])  # the restored weights
-    assert sacrebleu.corpus_chrf(replies, [[p.a for p in dev]]).score == pytest.approx(max(curve), abs=1e-3)
+    assert sacrebleu.corpus_chrf(replies, [[p.a for p in dev]]).score == pytest.approx(chrf[best], abs=1e-3)
+    assert len(set(replies)) / len(replies) == pytest.approx(distinct[best], abs=1e-3)
+    assert distinct[best] >= 0.5
     assert manifest["heldout_loss"] > 0
     with pytest.raises(ValueError, match="select_by"):
         train(fit, tmp_path / "x", TrainConfig(select_by="bleu"), verbose=0)
