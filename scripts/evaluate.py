@@ -74,9 +74,9 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     plt.close(fig)
     fig, (ax, ax_chrf) = plt.subplots(1, 2, figsize=(11, 3.5))
     for name, hist in curves.items():
-        for key, style in (("loss", "-"), ("val_loss", "--")):
+        for key, style, what in (("loss", "-", "training"), ("val_loss", "--", hist["val_is"])):
             if key in hist:
-                ax.plot(range(1, len(hist[key]) + 1), hist[key], style, label=f"{name} {key}")
+                ax.plot(range(1, len(hist[key]) + 1), hist[key], style, label=f"{name} {what} loss")
         if "val_chrf" in hist:
             ax_chrf.plot(range(1, len(hist["val_chrf"]) + 1), hist["val_chrf"], label=f"{name} dev chrF (greedy)")
     ax.set(xlabel="epoch", ylabel="masked cross-entropy")
@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
-        curves[name] = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")).get("history", {})
+        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+        if all(c.get("path") != path for c in curves.values()):  # one curve per model directory
+            curves[name] = {**manifest.get("history", {}), "path": path,
+                            "val_is": "dev" if manifest.get("split", {}).get("dev") else "held-out"}
         print(f"scoring {name} ({path}, beam {width or 1}) on {len(held)} held-out questions", file=sys.stderr)
         replies[name], eos = model_replies(path, questions, int(width or 1))
         result["systems"][name] = scores(replies[name], refs, eos)
