@@ -17,8 +17,8 @@ from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID
 
 
 DEFAULT_BEAM_WIDTH = 4
-"""The daemon's decoding: beam search scores ~0.6 chrF above greedy on the held-out split."""
-DEFAULT_LENGTH_PENALTY = 0.7
+"""The daemon's decoding: beam search avoids greedy's loops ("마음이 모두 마음의 돈이 모두 ...")."""
+DEFAULT_LENGTH_PENALTY = 0.7  # 1.2 and 2.0 gave no consistent chrF gain on the held-out halves
 
 
 def _banned_bias(vocab_size: int) -> tf.Tensor:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -31,9 +31,13 @@ class TrainConfig:
     attention: bool = True
     epochs: int = 20
     batch_size: int = 64
-    patience: int = 0  # epochs without improvement on the dev pairs before stopping; 0 trains every epoch
-    select_by: str = "chrf"  # keep the epoch with the best dev replies ("chrf"), lowest dev "loss", or the "last"
-    min_distinct: float = 0.5  # with select_by chrf: share of distinct dev replies an epoch needs to be kept
+    patience: int = field(default=0, metadata={
+        "help": "stop after this many epochs without a better dev score; 0 trains every epoch"})
+    select_by: str = field(default="chrf", metadata={
+        "choices": ("chrf", "loss", "last"),
+        "help": "epoch kept: best chrF of greedy dev replies, lowest dev loss, or the last one"})
+    min_distinct: float = field(default=0.5, metadata={
+        "help": "with --select-by chrf, the share of distinct dev replies an epoch needs to be kept"})
     learning_rate: float = 2e-3
     seed: int = 42
 

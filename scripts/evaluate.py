@@ -2,8 +2,8 @@
 
 Every system answers the same held-out questions of ChatbotData (the split no shipped model
 trained on or chose anything by): the shipped model decoded as the daemon does (beam search), the
-seed's recipe decoded as the notebook did (greedy), and a TF-IDF retrieval baseline. Writes reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints
-one JSON object on standard output.
+seed's recipe decoded as the notebook did (greedy), and a TF-IDF retrieval baseline. Writes
+reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints one JSON object.
 """
 from __future__ import annotations
 
@@ -67,8 +67,10 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     systems = list(result["systems"])
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for ax, metric in zip(axes, ("bleu", "chrf", "fluency")):
-        ax.bar(systems, [result["systems"][s][metric] for s in systems], color=["#4c72b0", "#dd8452", "#55a868"])
+        ax.bar(systems, [result["systems"][s][metric] for s in systems],
+               color=[plt.get_cmap("tab10")(i) for i in range(len(systems))])
         ax.set_title(metric)
+        ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     fig.savefig(out_dir / "scores.png", dpi=100)
     plt.close(fig)

@@ -19,7 +19,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes", "on"),
                                 default=f.default, metavar="BOOL", help=f"(default {f.default})")
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default {f.default})")
+            parser.add_argument(flag, type=type(f.default), default=f.default, choices=f.metadata.get("choices"),
+                                help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
     parser.add_argument("--seed-config", action="store_true",
                         help="the notebook's recipe: embedding 64, LSTM 512, vocabulary 2000, no attention, "
                              "last epoch kept")
