@@ -3,9 +3,9 @@ eager loop (the benchmark's baseline).
 
 `GreedyDecoder` runs the whole reply loop (a `tf.while_loop` built by AutoGraph) in one
 `tf.function` call for any batch size: every row stops at its own `<eos>`, the loop stops when all
-rows have, `<pad>`, `<sos>` and `<unk>` can never be emitted, and no token follows itself (greedy
-decoding otherwise loops on "더 더 더 ..."). TensorFlow places it on a GPU
-when it sees one, on the CPU otherwise.
+rows have, `<pad>`, `<sos>` and `<unk>` can never be emitted, no token follows itself and no
+trigram comes twice (greedy decoding otherwise loops: "더 더 더 ...", "마음이 모두 마음의 돈이 모두
+마음의 돈이 ..."). TensorFlow places it on a GPU when it sees one, on the CPU otherwise.
 """
 from __future__ import annotations
 
@@ -38,6 +38,22 @@ def _run(fn, batch_ids: list[list[int]]) -> list[list[int]]:
     return fn(tf.constant(padded)).numpy().tolist()
 
 
+def _block_repeated_trigrams(logits: tf.Tensor, seqs: tf.Tensor, prev: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+    """Forbid every token that already followed the row's last two tokens (no trigram twice).
+
+    `seqs` (N, L) holds each row's tokens before step `t`, `prev` (N,) the last of them. Bigrams
+    may repeat: Korean reuses them naturally ("사람을 ... 사람을").
+    """
+    max_len = tf.shape(seqs)[1]
+    before_prev = seqs[:, tf.maximum(t - 2, 0)]
+    seen = tf.equal(seqs[:, :-2], before_prev[:, None]) & tf.equal(seqs[:, 1:-1], prev[:, None])
+    seen = seen & (tf.range(2, max_len)[None, :] < t)
+    where = tf.where(seen)
+    followers = tf.gather_nd(seqs[:, 2:], where)
+    return tf.tensor_scatter_nd_min(logits, tf.stack([tf.cast(where[:, 0], tf.int32), followers], 1),
+                                    tf.fill(tf.shape(followers), tf.constant(-1e9, logits.dtype)))
+
+
 class GreedyDecoder:
     def __init__(self, model: Seq2Seq) -> None:
         self.model = model
@@ -50,7 +66,7 @@ class GreedyDecoder:
         batch = tf.shape(enc_ids)[0]
         tokens = tf.fill([batch], SOS_ID)
         finished = tf.zeros([batch], tf.bool)
-        out = tf.TensorArray(tf.int32, size=self.max_len)
+        seqs = tf.fill([batch, self.max_len], PAD_ID)
         for t in tf.range(self.max_len):
             # Only rows still talking are computed: the output projection dominates the cost, and
             # one long reply must not make the whole batch pay for every step.
@@ -58,16 +74,18 @@ class GreedyDecoder:
             prev = tf.gather_nd(tokens, active)
             logits, h_a, c_a = self.model.step(prev, tf.gather_nd(h, active), tf.gather_nd(c, active),
                                                tf.gather_nd(enc_seq, active), tf.gather_nd(mask, active))
-            repeat = tf.one_hot(prev, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
-            chosen = tf.argmax(logits + self._bias + repeat, axis=-1, output_type=tf.int32)
+            logits += self._bias + tf.one_hot(prev, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
+            logits = _block_repeated_trigrams(logits, tf.gather_nd(seqs, active), prev, t)
+            chosen = tf.argmax(logits, axis=-1, output_type=tf.int32)
             h = tf.tensor_scatter_nd_update(h, active, h_a)
             c = tf.tensor_scatter_nd_update(c, active, c_a)
             tokens = tf.tensor_scatter_nd_update(tokens, active, chosen)
-            out = out.write(t, tf.where(finished, PAD_ID, tokens))
+            at_t = tf.concat([tf.cast(active, tf.int32), tf.fill([tf.shape(active)[0], 1], t)], axis=1)
+            seqs = tf.tensor_scatter_nd_update(seqs, at_t, chosen)
             finished = finished | tf.equal(tokens, EOS_ID)
             if tf.reduce_all(finished):
                 break
-        return tf.transpose(out.stack())
+        return seqs
 
     def __call__(self, batch_ids: list[list[int]]) -> list[list[int]]:
         """Decode a batch of encoded inputs; rows may differ in length (they are right-padded)."""
@@ -87,7 +105,8 @@ def seed_eager_decode(model: Seq2Seq, ids: list[int]) -> list[int]:
         x = model.dec_emb(y)
         dec_seq, h, c = model.dec_lstm(x, initial_state=[h, c])
         probs = tf.nn.softmax(model._head(dec_seq, enc_seq, mask))
-        repeat = tf.one_hot(y, model.config.vocab_size, on_value=-1e9, off_value=0.0)
+        banned = [int(y[0, 0])] + [seq[j + 2] for j in range(len(seq) - 2) if seq[j:j + 2] == seq[-2:]]
+        repeat = tf.reduce_sum(tf.one_hot(banned, model.config.vocab_size, on_value=-1e9, off_value=0.0), 0)
         y = tf.cast(tf.argmax(probs + bias + repeat, axis=-1), tf.int32)
         y = tf.reshape(y, (1, 1))
         seq.append(int(y[0, 0]))
@@ -126,15 +145,7 @@ class BeamDecoder:
             logits, h, c = self.model.step(tokens, h, c, enc_seq, mask)
             logp = tf.nn.log_softmax(logits) + self._bias
             logp += tf.one_hot(tokens, vocab, on_value=-1e9, off_value=0.0)
-            # Trigram blocking: every token that already followed the last two tokens of this beam.
-            flat = tf.reshape(seqs, [batch * k, max_len])
-            before_prev = flat[:, tf.maximum(t - 2, 0)]
-            seen = tf.equal(flat[:, :-2], before_prev[:, None]) & tf.equal(flat[:, 1:-1], tokens[:, None])
-            seen = seen & (tf.range(2, max_len)[None, :] < t)
-            where = tf.where(seen)
-            followers = tf.gather_nd(flat[:, 2:], where)
-            logp = tf.tensor_scatter_nd_min(logp, tf.stack([tf.cast(where[:, 0], tf.int32), followers], 1),
-                                            tf.fill(tf.shape(followers), -1e9))
+            logp = _block_repeated_trigrams(logp, tf.reshape(seqs, [batch * k, max_len]), tokens, t)
             logp = tf.where(tf.reshape(finished, [-1, 1]), pad_only[None, :], logp)
             total = tf.reshape(scores[:, :, None] + tf.reshape(logp, [batch, k, vocab]), [batch, k * vocab])
             scores, best = tf.math.top_k(total, k)

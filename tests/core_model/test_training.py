@@ -122,3 +122,27 @@ def test_the_kept_epoch_has_the_best_dev_chrf_among_varied_epochs(tmp_path):
     assert manifest["heldout_loss"] > 0
     with pytest.raises(ValueError, match="select_by"):
         train(fit, tmp_path / "x", TrainConfig(select_by="bleu"), verbose=0)
+
+
+def test_a_trigram_never_comes_twice():
+    import tensorflow as tf
+
+    from core_model.decode import _block_repeated_trigrams
+
+    seqs = tf.constant([[5, 6, 7, 5, 6, 0, 0], [5, 6, 7, 5, 6, 0, 0]])
+    logits = tf.zeros([2, 10])
+    blocked = _block_repeated_trigrams(logits, seqs, tf.constant([6, 6]), tf.constant(5)).numpy()
+    assert blocked[0, 7] < -1e8 and blocked[1, 7] < -1e8  # "5 6 7" was said; "5 6" may not go on with 7
+    assert (blocked[:, [0, 1, 2, 3, 4, 5, 6, 8, 9]] == 0).all()
+    early = _block_repeated_trigrams(logits, seqs, tf.constant([6, 6]), tf.constant(2)).numpy()
+    assert (early == 0).all()  # nothing is complete before step 3
+
+
+def test_greedy_replies_never_repeat_a_trigram(tiny_responder, tiny_pairs):
+    words = tiny_responder.loaded.vocab.tokens[4:]
+    salads = [" ".join(words[i::37][:12]) for i in range(37)] + [p.q * 3 for p in tiny_pairs]
+    rows = tiny_responder.decoder([tiny_responder.encode(s) for s in salads])
+    for row in rows:
+        row = [t for t in row if t]
+        trigrams = list(zip(row, row[1:], row[2:]))
+        assert len(trigrams) == len(set(trigrams))
