@@ -17,6 +17,7 @@ from core_model.responder import render
 from core_model.tokenizer import Tokenizer
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, Vocab
 
+SELECT_BY = ("chrf", "loss", "last")
 LENGTH_CAP = 64  # hard ceiling whatever the data says; ChatbotData needs about 31
 
 
@@ -34,7 +35,7 @@ class TrainConfig:
     patience: int = field(default=0, metadata={
         "help": "stop after this many epochs without a better dev score; 0 trains every epoch"})
     select_by: str = field(default="chrf", metadata={
-        "choices": ("chrf", "loss", "last"),
+        "choices": SELECT_BY,
         "help": "epoch kept: best chrF of greedy dev replies, lowest dev loss, or the last one"})
     min_distinct: float = field(default=0.5, metadata={
         "help": "with --select-by chrf, the share of distinct dev replies an epoch needs to be kept"})
@@ -114,6 +115,16 @@ class ReplySelection(keras.callbacks.Callback):
             self.model.set_weights(self._best_weights)
 
 
+def token_loss(model: keras.Model, examples: list[tuple[list[int], list[int]]]) -> float:
+    """Masked cross-entropy per real target token over `examples` (the held-out loss models are compared by)."""
+    total = weight = 0.0
+    for (enc, dec), tgt in _batches(examples, 256, None):
+        n = float((tgt != PAD_ID).sum())
+        total += float(masked_loss(tgt, model((enc, dec)))) * n
+        weight += n
+    return round(total / max(weight, 1.0), 4)
+
+
 def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Dataset, int]:
     rng = random.Random(seed) if seed is not None else None
     spec = tf.TensorSpec([None, None], tf.int32)
@@ -132,8 +143,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     (`cfg.select_by`) and drive early stopping; `held_pairs` (`split(...)[1]`) only give the
     reported held-out loss. The model never trains on either. Without dev pairs the last epoch is kept.
     """
-    if cfg.select_by not in ("chrf", "loss", "last"):
-        raise ValueError(f"select_by must be 'chrf', 'loss' or 'last', not {cfg.select_by!r}")
+    if cfg.select_by not in SELECT_BY:
+        raise ValueError(f"select_by must be one of {', '.join(SELECT_BY)}, not {cfg.select_by!r}")
     keras.utils.set_random_seed(cfg.seed)
     tok = tokenizer or Tokenizer()
     dev_pairs, held_pairs = dev_pairs or [], held_pairs or []
@@ -165,10 +176,10 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     callbacks: list[keras.callbacks.Callback] = []
     selection = None
     if dev_tok:
-        fit_args["validation_data"], fit_args["validation_steps"] = _dataset(
-            enc(dev_tok), cfg.batch_size * 4, None)
+        dev_examples = enc(dev_tok)
+        fit_args["validation_data"], fit_args["validation_steps"] = _dataset(dev_examples, cfg.batch_size * 4, None)
         if cfg.select_by == "chrf":
-            selection = ReplySelection([q for q, _ in enc(dev_tok)], [p.a for p in dev_pairs], vocab,
+            selection = ReplySelection([q for q, _ in dev_examples], [p.a for p in dev_pairs], vocab,
                                        cfg.min_distinct, cfg.patience, verbose not in (0, False))
             callbacks.append(selection)
         elif cfg.select_by == "loss":
@@ -182,10 +193,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         kept = selection.best_epoch
     elif dev_tok and cfg.select_by == "loss":
         kept = int(np.argmin(curves["val_loss"]))
-    heldout_loss = None
-    if held_tok:
-        ds, held_steps = _dataset(enc(held_tok), cfg.batch_size * 4, None)
-        heldout_loss = round(float(model.evaluate(ds, steps=held_steps, verbose=0)), 4)
+    heldout_loss = token_loss(model, enc(held_tok)) if held_tok else None
     info = {
         "train_config": asdict(cfg),
         "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},

@@ -28,23 +28,15 @@ def promote(models_dir: Path, version_dir: Path) -> None:
 
 
 def heldout_loss_of(model_dir: Path, held, tokenizer) -> float:
-    """Masked per-token loss of a model directory on held-out pairs."""
-    import numpy as np
-
+    """Masked per-token loss of a saved model directory on held-out pairs."""
     from core_model import artifacts
-    from core_model.model import masked_loss
-    from core_model.train import _batches
+    from core_model.train import token_loss
 
     loaded = artifacts.load(model_dir)
     cfg = loaded.model.config
-    examples = [(loaded.vocab.encode(tokenizer.tokenize(p.q), cfg.max_input_len),
-                 loaded.vocab.encode(tokenizer.tokenize(p.a), cfg.max_reply_len - 1)) for p in held]
-    total = weight = 0.0
-    for (enc, dec), tgt in _batches(examples, 256, None):
-        n = float((tgt != 0).sum())
-        total += float(masked_loss(tgt, loaded.model((enc, dec)))) * n
-        weight += n
-    return float(np.round(total / max(weight, 1.0), 4))
+    return token_loss(loaded.model, [(loaded.vocab.encode(tokenizer.tokenize(p.q), cfg.max_input_len),
+                                      loaded.vocab.encode(tokenizer.tokenize(p.a), cfg.max_reply_len - 1))
+                                     for p in held])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
                      extra_info={"command": "chatbot retrain " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
-    new_loss = heldout_loss_of(out, held, tokenizer)
+    new_loss = manifest["heldout_loss"]  # measured by train() the same way, on the same pairs
     old_loss = heldout_loss_of(baseline_dir, held, tokenizer) if (baseline_dir / "manifest.json").exists() else None
     print(f"held-out loss: new {new_loss}, current {old_loss} ({baseline_dir})", file=sys.stderr)
-    manifest.update(heldout_loss=new_loss, compared_to={"path": str(baseline_dir), "heldout_loss": old_loss})
+    manifest.update(compared_to={"path": str(baseline_dir), "heldout_loss": old_loss})
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     if old_loss is not None and new_loss > old_loss:
         print(f"not promoted: the new model is worse on the held-out split; {baseline_dir} stays current",
