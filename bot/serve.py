@@ -49,7 +49,8 @@ class Daemon:
         self.worker = InferenceWorker(self.model_target(), WorkerConfig(
             max_batch=settings.max_batch, batch_window_ms=settings.batch_window_ms,
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
-            engine_factory=functools.partial(load_engine, beam_width=settings.beam_width))
+            engine_factory=functools.partial(load_engine, beam_width=settings.beam_width,
+                                             candidates=settings.candidates))
         self.store = Store(settings.db)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.messages import USER_TEXT, Outcome, WorkerResult
+from core_model.consensus import DEFAULT_CANDIDATES
 from core_model.text import normalize
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,11 @@ class _Request:
 _STOP = object()
 
 
-def load_engine(model_dir: str | Path, beam_width: int = 1) -> Engine:
+def load_engine(model_dir: str | Path, beam_width: int = 1,
+                candidates: int = DEFAULT_CANDIDATES) -> Engine:
     """Default engine factory: the real model (imports TensorFlow only here)."""
     from core_model.responder import Responder
-    engine = Responder(model_dir, beam_width=beam_width)
+    engine = Responder(model_dir, beam_width=beam_width, candidates=candidates)
     engine.warm_up()
     return engine
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core_model.answer_bank import BANK, AnswerBank
 from core_model.data import file_sha256
 from core_model.model import ModelConfig, Seq2Seq, build_model
 from core_model.vocab import Vocab
@@ -29,31 +30,49 @@ class LoadedModel:
     vocab: Vocab
     manifest: dict
     path: Path
+    bank: AnswerBank | None = None  # human answers the responder may choose; None: generation only
 
     @property
     def version(self) -> str:
         return str(self.manifest.get("version", "unknown"))
 
 
-def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict) -> dict:
-    """Write weights, vocabulary and manifest (last, so a half-written directory never verifies)."""
+def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict, bank: AnswerBank | None = None) -> dict:
+    """Write weights, vocabulary, the answer bank if any, and the manifest (last, so a half-written
+    directory never verifies)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bare = build_model(model.config)  # an uncompiled twin: the file holds no optimizer state
     bare.set_weights(model.get_weights())
     bare.save_weights(out / WEIGHTS)
     vocab.save(out / VOCAB)
+    if bank is not None:
+        bank.save(out / BANK)
     manifest = {
         "version": info.pop("version", None) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": model.config.to_dict(),
         **info,
-        "files": {name: file_sha256(out / name) for name in (WEIGHTS, VOCAB)},
     }
+    return write_manifest(out, manifest)
+
+
+def write_manifest(out: Path, manifest: dict) -> dict:
+    """Pin every model file by sha256 and replace the manifest atomically."""
+    names = [WEIGHTS, VOCAB] + ([BANK] if (out / BANK).is_file() else [])
+    manifest = {**manifest, "files": {name: file_sha256(out / name) for name in names}}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(out / MANIFEST)
     return manifest
+
+
+def attach_bank(model_dir: str | Path, bank: AnswerBank, info: dict) -> dict:
+    """Give an existing model directory a (new) answer bank, without retraining; `info` goes in the manifest."""
+    out = Path(model_dir)
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    bank.save(out / BANK)
+    return write_manifest(out, {**manifest, "bank": info})
 
 
 def load(model_dir: str | Path) -> LoadedModel:
@@ -66,7 +85,7 @@ def load(model_dir: str | Path) -> LoadedModel:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unreadable {MANIFEST}: {exc}") from exc
     files = manifest.get("files", {})
-    for name in (WEIGHTS, VOCAB):
+    for name in dict.fromkeys([WEIGHTS, VOCAB, *files]):
         if not (path / name).is_file():
             raise ModelLoadError(f"{path}: missing {name}")
     for name, digest in files.items():
@@ -85,4 +104,12 @@ def load(model_dir: str | Path) -> LoadedModel:
         model.load_weights(path / WEIGHTS)
     except Exception as exc:  # h5py/keras raise many types for damaged files
         raise ModelLoadError(f"{path}: cannot load weights: {exc}") from exc
-    return LoadedModel(model, vocab, manifest, path)
+    bank = None
+    if BANK in files:
+        try:
+            bank = AnswerBank.load(path / BANK)
+            if bank.answer_tokens is None:
+                raise ValueError("it has no answer_tokens for the model to score")
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelLoadError(f"{path}: bad answer bank: {exc}") from exc
+    return LoadedModel(model, vocab, manifest, path, bank)

@@ -1,32 +1,57 @@
-"""Text in, safe Korean text out: the whole inference path for a batch of messages."""
+"""Text in, safe Korean text out: the whole inference path for a batch of messages.
+
+The model decodes a reply for every message in one batched call. When the model directory has an
+answer bank (and `candidates` > 0), the answers to the most similar training questions join the
+model's reply as candidates, the model scores them all, and `consensus.choose` picks one.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from core_model import artifacts, device
+from core_model import artifacts, consensus, device
 from core_model.decode import BeamDecoder, GreedyDecoder
+from core_model.scoring import SequenceScorer
 from core_model.text import neutralize_mentions, normalize
 from core_model.tokenizer import Tokenizer, detokenize
-from core_model.vocab import EOS_ID, Vocab
+from core_model.vocab import EOS_ID, PAD_ID, Vocab
 
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
 
 def render(vocab: Vocab, row: list[int]) -> tuple[str, bool]:
     """Decoded ids -> (reply text a user may see, whether the model ended it with <eos>)."""
-    text = normalize(detokenize(vocab.decode(row)))
-    return neutralize_mentions(text) or FALLBACK_REPLY, EOS_ID in row
+    return safe_text(detokenize(vocab.decode(row))), EOS_ID in row
+
+
+def safe_text(text: str) -> str:
+    """Normalized, unable to ping anyone, never empty."""
+    return neutralize_mentions(normalize(text)) or FALLBACK_REPLY
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message made ready for the model: normalized text (for retrieval) and token ids."""
+    text: str
+    ids: list[int]
 
 
 class Responder:
     """A loaded model with its tokenizer and compiled decoder. Use from one thread at a time."""
 
-    def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None, beam_width: int = 1) -> None:
+    def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None, beam_width: int = 1,
+                 candidates: int = consensus.DEFAULT_CANDIDATES) -> None:
         self.device = device.configure()
         self.tokenizer = tokenizer or Tokenizer()
         self.loaded = artifacts.load(model_dir)
-        self.decoder = (BeamDecoder(self.loaded.model, beam_width) if beam_width > 1
-                        else GreedyDecoder(self.loaded.model))
+        model = self.loaded.model
+        self.decoder = BeamDecoder(model, beam_width) if beam_width > 1 else GreedyDecoder(model)
+        self.bank = self.loaded.bank if candidates > 0 else None
+        self.candidates = candidates
+        if self.bank is not None:
+            self._scorer = SequenceScorer(model)
+            cap = model.config.max_reply_len - 1
+            self._bank_ids = [self.loaded.vocab.encode(t, cap) for t in self.bank.answer_tokens or []]
 
     @property
     def version(self) -> str:
@@ -36,21 +61,50 @@ class Responder:
         cfg = self.loaded.model.config
         return self.loaded.vocab.encode(self.tokenizer.tokenize(text), cfg.max_input_len)
 
+    def prepare(self, text: str) -> Prepared:
+        """Tokenize (Okt): the worker calls this on its own thread, overlapping the previous decode."""
+        return Prepared(normalize(text), self.encode(text))
+
     def reply_batch(self, texts: list[str]) -> list[str]:
         """One batched decode for all `texts`; every reply is normalized and cannot ping anyone."""
         return [text for text, _ in self.reply_batch_detailed(texts)]
 
-    prepare = encode  # the worker tokenizes on its own thread, overlapping the previous decode
-
-    def reply_prepared(self, batch_ids: list[list[int]]) -> list[str]:
-        return [text for text, _ in self._replies(batch_ids)]
+    def reply_prepared(self, batch: list[Prepared]) -> list[str]:
+        return [text for text, _ in self._replies(batch)]
 
     def reply_batch_detailed(self, texts: list[str]) -> list[tuple[str, bool]]:
-        """(reply, whether the model ended it with <eos> rather than the length limit) per text."""
-        return self._replies([self.encode(t) for t in texts])
+        """(reply, whether it ended by <eos> rather than the length limit) per text."""
+        return self._replies([self.prepare(t) for t in texts])
 
-    def _replies(self, batch_ids: list[list[int]]) -> list[tuple[str, bool]]:
-        return [render(self.loaded.vocab, row) for row in self.decoder(batch_ids)]
+    def _replies(self, batch: list[Prepared]) -> list[tuple[str, bool]]:
+        rows = self.decoder([p.ids for p in batch])
+        generated = [render(self.loaded.vocab, row) for row in rows]
+        if self.bank is None or not batch:
+            return generated
+        return self._choose(batch, rows, generated)
+
+    def _choose(self, batch: list[Prepared], rows: list[list[int]],
+                generated: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """Per message: the model's reply or a retrieved answer, by `consensus.choose`."""
+        assert self.bank is not None
+        nearest, similarity = self.bank.nearest([p.text for p in batch], self.candidates)
+        options: list[list[int]] = []  # per message: -1 (the model's reply) then bank rows
+        inputs: list[list[int]] = []
+        replies: list[list[int]] = []
+        for p, row, found, sims in zip(batch, rows, nearest, similarity):
+            own = [t for t in row[: row.index(EOS_ID)] if t != PAD_ID] if EOS_ID in row else \
+                [t for t in row if t != PAD_ID]
+            options.append([-1] + [int(j) for j, s in zip(found, sims) if s > 0])
+            inputs += [p.ids] * len(options[-1])
+            replies += [own] + [self._bank_ids[j] for j in options[-1][1:]]
+        scores = self._scorer(inputs, replies)
+        out, start = [], 0
+        for gen, opts in zip(generated, options):
+            texts = [gen[0]] + [self.bank.answers[j] for j in opts[1:]]
+            pick = consensus.choose(texts, scores[start:start + len(opts)])
+            start += len(opts)
+            out.append(gen if pick == 0 else (safe_text(texts[pick]), True))
+        return out
 
     def reply(self, text: str) -> str:
         return self.reply_batch([text])[0]

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from core_model import artifacts
+from core_model.answer_bank import AnswerBank
 from core_model.data import Pair
 from core_model.decode import GreedyDecoder
 from core_model.model import ModelConfig, build_model, masked_loss
@@ -194,6 +195,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     elif dev_tok and cfg.select_by == "loss":
         kept = int(np.argmin(curves["val_loss"]))
     heldout_loss = token_loss(model, enc(held_tok)) if held_tok else None
+    # Every pair the model may learn from (the dev pairs too, never the held-out ones) can be answered verbatim.
+    bank = AnswerBank.from_pairs([(p.q, p.a, a) for p, (_, a) in zip(train_pairs + dev_pairs, train_tok + dev_tok)])
     info = {
         "train_config": asdict(cfg),
         "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},
@@ -204,6 +207,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         "heldout_loss": heldout_loss,
         "train_loss": curves["loss"][kept],
         "history": curves,
+        "bank": {"pairs": len(bank)},
         **(extra_info or {}),
     }
-    return artifacts.save(out_dir, model, vocab, info)
+    return artifacts.save(out_dir, model, vocab, info, bank)

@@ -1,7 +1,9 @@
 """`chatbot bench`: replies/s and latency of the worker against the seed's eager decoding, as JSON.
 
-The worker rows use greedy decoding (as the seed did); `worker_c64_beam4` shows the cost of the
-daemon's default beam search at 64 concurrent requesters.
+The worker rows use greedy decoding (as the seed did); at 64 concurrent requesters,
+`worker_c64_beam4` shows the cost of beam search and `worker_c64_daemon` the daemon's default
+(beam search, then the consensus choice among the reply and 8 retrieved answers; only for a model
+with an answer bank).
 
 Everything is measured in one process on the same model and the same fixed mix of real
 ChatbotData questions (held-out ones, which the model never trained on).
@@ -62,12 +64,14 @@ async def bench_worker(worker, questions: list[str], concurrency: int, total: in
 async def run(model_dir: str, quick: bool) -> dict:
     from bot.worker import InferenceWorker, WorkerConfig
     from core_model.data import read_pairs, split
+    from core_model.consensus import DEFAULT_CANDIDATES
+    from core_model.decode import DEFAULT_BEAM_WIDTH
     from core_model.responder import Responder
     from bot.paths import BASE_CORPUS
 
     _, held = split(read_pairs(BASE_CORPUS))
     questions = [p.q for p in held[:64]]
-    responder = Responder(model_dir)
+    responder = Responder(model_dir, candidates=0)
     responder.warm_up()
     seed = bench_seed_eager(responder, questions[: 6 if quick else 32])
     worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,
@@ -80,14 +84,18 @@ async def run(model_dir: str, quick: bool) -> dict:
         stats, replies = await bench_worker(worker, questions, conc, total)
         out[f"worker_c{conc}"] = stats
     await worker.stop()
-    beam = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=4)
-    beam.reply_batch(questions[:8])
-    worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,
-                                                     timeout_s=600), engine_factory=lambda _: beam)
-    await worker.start()
-    await bench_worker(worker, questions, 64, 128)
-    out["worker_c64_beam4"], _ = await bench_worker(worker, questions, 64, sizes[64] // 2)
-    await worker.stop()
+    for key, candidates in (("worker_c64_beam4", 0), ("worker_c64_daemon", DEFAULT_CANDIDATES)):
+        engine = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=DEFAULT_BEAM_WIDTH,
+                           candidates=candidates)
+        if candidates and engine.bank is None:
+            continue
+        engine.reply_batch(questions[:8])
+        worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,
+                                                         timeout_s=600), engine_factory=lambda _, e=engine: e)
+        await worker.start()
+        await bench_worker(worker, questions, 64, 128)
+        out[key], _ = await bench_worker(worker, questions, 64, sizes[64] // 2)
+        await worker.stop()
     tokens = sum(len(responder.tokenizer.tokenize(r)) + 1 for r in replies)  # + <eos>
     out["tokens_per_s_c64"] = round(tokens / (len(replies) / out["worker_c64"]["replies_per_s"]), 1)
     out["speedup_c64"] = round(out["worker_c64"]["replies_per_s"] / seed["replies_per_s"], 2)

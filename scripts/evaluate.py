@@ -1,8 +1,9 @@
 """`chatbot eval`: BLEU, chrF and fluency on the held-out split, models against a retrieval baseline.
 
 Every system answers the same held-out questions of ChatbotData (the split no shipped model
-trained on or chose anything by): the shipped model decoded as the daemon does (beam search), the
-seed's recipe decoded as the notebook did (greedy), and a TF-IDF retrieval baseline. Writes
+trained on or chose anything by): the shipped model as the daemon runs it (beam search, then the
+consensus choice among its reply and 8 retrieved training answers), the same model generating alone,
+the seed's recipe decoded as the notebook did (greedy), and a TF-IDF retrieval baseline. Writes
 reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints one JSON object.
 """
 from __future__ import annotations
@@ -36,22 +37,20 @@ def scores(hyps: list[str], refs: list[str], eos: list[bool]) -> dict:
 
 def retrieval_replies(train, questions: list[str]) -> list[str]:
     """Nearest training question by TF-IDF over character 1-3-grams -> its answer."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.neighbors import NearestNeighbors
+    from core_model.answer_bank import AnswerBank
 
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
-    index = vec.fit_transform([p.q for p in train])
-    nn = NearestNeighbors(n_neighbors=1, metric="cosine").fit(index)
-    _, idx = nn.kneighbors(vec.transform(questions))
-    return [train[i].a for i in idx[:, 0]]
+    bank = AnswerBank([p.q for p in train], [p.a for p in train])
+    nearest, _ = bank.nearest(questions, 1)
+    return [bank.answers[i] for i in nearest[:, 0]]
 
 
-def model_replies(model_dir: str, questions: list[str], beam: int = 1) -> tuple[list[str], list[bool]]:
+def model_replies(model_dir: str, questions: list[str], beam: int = 1, candidates: int = 0
+                  ) -> tuple[list[str], list[bool]]:
     from tqdm import tqdm
 
     from core_model.responder import Responder
 
-    responder = Responder(model_dir, beam_width=beam)
+    responder = Responder(model_dir, beam_width=beam, candidates=candidates)
     out: list[tuple[str, bool]] = []
     for i in tqdm(range(0, len(questions), 128), desc=Path(model_dir).name, unit="batch", file=sys.stderr):
         out += responder.reply_batch_detailed(questions[i:i + 128])
@@ -121,13 +120,18 @@ def targets(systems: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import BASE_CORPUS, MODELS_DIR, REPO_ROOT
+    from core_model.consensus import DEFAULT_CANDIDATES
     from core_model.decode import DEFAULT_BEAM_WIDTH
 
+    shipped = MODELS_DIR / "default"
+    defaults = [f"shipped={shipped}@{DEFAULT_BEAM_WIDTH}:{DEFAULT_CANDIDATES}",
+                f"shipped_generation={shipped}@{DEFAULT_BEAM_WIDTH}:0", f"seed={MODELS_DIR / 'seed'}@1:0"]
     parser = argparse.ArgumentParser(prog="chatbot eval", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(BASE_CORPUS))
-    parser.add_argument("--model", action="append", metavar="NAME=DIR[@BEAM]",
-                        help="a model to score, decoded with beam width BEAM (1: greedy); repeatable. Default: "
-                             f"shipped=models/default@{DEFAULT_BEAM_WIDTH} and seed=models/seed@1")
+    parser.add_argument("--model", action="append", metavar="NAME=DIR[@BEAM[:K]]",
+                        help="a model to score, decoded with beam width BEAM (1: greedy), choosing among its reply "
+                             "and K retrieved answers if it has an answer bank (0: generation only); repeatable. "
+                             "Default: " + " ".join(d.replace(str(REPO_ROOT) + "/", "") for d in defaults))
     parser.add_argument("--limit", type=int, default=0, help="score only the first N held-out pairs")
     parser.add_argument("--reports", default=str(REPO_ROOT / "reports"))
     parser.add_argument("--json", action="store_true", help="print one JSON object on standard output")
@@ -138,13 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     train, held = split(read_pairs(args.data))
     held = held[: args.limit] if args.limit else held
     questions, refs = [p.q for p in held], [p.a for p in held]
-    specs = args.model or [f"shipped={MODELS_DIR / 'default'}@{DEFAULT_BEAM_WIDTH}", f"seed={MODELS_DIR / 'seed'}@1"]
+    specs = args.model or defaults
     result: dict = {"split": {"train": len(train), "heldout": len(held)}, "systems": {}}
     replies: dict[str, list[str]] = {}
     curves: dict[str, dict] = {}
     for spec in specs:
         name, _, path = spec.partition("=")
-        path, _, width = path.partition("@")
+        path, _, decoding = path.partition("@")
+        width, _, candidates = decoding.partition(":")
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
@@ -152,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         if all(c.get("path") != path for c in curves.values()):  # one curve per model directory
             curves[name] = {**manifest.get("history", {}), "path": path,
                             "val_is": "dev" if manifest.get("split", {}).get("dev") else "held-out"}
-        print(f"scoring {name} ({path}, beam {width or 1}) on {len(held)} held-out questions", file=sys.stderr)
-        replies[name], eos = model_replies(path, questions, int(width or 1))
+        print(f"scoring {name} ({path}, beam {width or 1}, {candidates or 0} retrieved candidates) "
+              f"on {len(held)} held-out questions", file=sys.stderr)
+        replies[name], eos = model_replies(path, questions, int(width or 1), int(candidates or 0))
         result["systems"][name] = scores(replies[name], refs, eos)
     replies["retrieval"] = retrieval_replies(train, questions)
     result["systems"]["retrieval"] = scores(replies["retrieval"], refs, [True] * len(refs))

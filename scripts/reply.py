@@ -37,12 +37,16 @@ def _batches(stream) -> Iterator[list[bytes]]:
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import default_model_dir
+    from core_model.consensus import DEFAULT_CANDIDATES
 
     parser = argparse.ArgumentParser(prog="chatbot reply", description=__doc__)
     parser.add_argument("text", nargs="?", help="the message (omit with --jsonl)")
     parser.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines on stdin')
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
     parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
+    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
+                        help=f"retrieved training answers weighed beside the model's reply "
+                             f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
     args = parser.parse_args(argv)
     if not args.jsonl and args.text is None:
         parser.error("give a TEXT or --jsonl")
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from core_model.text import normalize
 
     try:
-        responder = Responder(args.model or default_model_dir(), beam_width=args.beam)
+        responder = Responder(args.model or default_model_dir(), beam_width=args.beam,
+                              candidates=args.candidates)
     except ModelLoadError as exc:
         print(f"chatbot reply: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ def run(args, timeout=600):
 
 
 def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
-    out = run(["eval", "--model", f"shipped={tiny_model_dir}@4", "--model", f"tiny={tiny_model_dir}",
+    out = run(["eval", "--model", f"shipped={tiny_model_dir}@4:8", "--model", f"tiny={tiny_model_dir}",
                "--limit", "40", "--json", "--reports", str(tmp_path)])
     assert out["split"] == {"train": out["split"]["train"], "heldout": 40}
     assert set(out["systems"]) == {"shipped", "tiny", "retrieval"}
@@ -39,7 +39,34 @@ def test_fluency_rules():
 
 def test_bench_quick_prints_all_keys(tiny_model_dir):
     out = run(["bench", "--quick", "--model", str(tiny_model_dir)])
-    for key in ("seed_eager", "worker_c1", "worker_c8", "worker_c64", "worker_c64_beam4"):
+    for key in ("seed_eager", "worker_c1", "worker_c8", "worker_c64", "worker_c64_beam4", "worker_c64_daemon"):
         assert set(out[key]) >= {"replies_per_s", "p50_ms", "p99_ms"} and out[key]["replies_per_s"] > 0
     assert out["device"] == "CPU" and out["rss_mb"] > 0 and out["tokens_per_s_c64"] > 0
     assert out["speedup_c64"] > 0 and out["latency_ratio_c1"] > 0
+
+
+def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_path):
+    import shutil
+
+    from core_model.artifacts import load
+    from core_model.data import Pair, split, write_pairs
+    from tests.conftest import corpus_pairs
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    pairs = corpus_pairs(300, start=2000)
+    write_pairs(tmp_path / "corpus.csv", pairs)
+    taught = [Pair("우리 고양이 이름은?", "나비예요."), Pair("우리 고양이 이름은?", "나비예요.")]
+    write_pairs(tmp_path / "taught.csv", taught)
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "bank", "--data", str(tmp_path / "corpus.csv"),
+                           "--pairs", str(tmp_path / "taught.csv"), "--model", str(model)],
+                          cwd=REPO, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    train, held = split(pairs)
+    loaded = load(model)  # the manifest pins the new bank
+    expected = {(p.q, p.a) for p in train} | {("우리 고양이 이름은?", "나비예요.")}
+    assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
+    assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
+    missing = subprocess.run([sys.executable, "-m", "bot.cli", "bank", "--model", str(tmp_path / "none")],
+                             cwd=REPO, capture_output=True, timeout=300)
+    assert missing.returncode == 2 and b"not a model directory" in missing.stderr

@@ -1,0 +1,74 @@
+"""Human-written answers the model may choose instead of its own words.
+
+On a leak-free held-out split the seq2seq model's own replies score below simply returning the
+answer of the most similar training question (chrF 6.4 vs 7.3): a fitting human answer shares
+more with what people say than a generated one. So a model directory may carry the Q/A pairs of
+its training side (`bank.json`, pinned by sha256 in the manifest, never any held-out pair); the
+responder retrieves the answers to the questions most like the user's and lets the model choose
+among them and its own reply (`core_model.consensus`).
+
+Retrieval is TF-IDF over character 1-3-grams within words (scikit-learn), rebuilt from the JSON at
+load: no pickled index is ever read. N-grams of spaces alone are dropped: they occur in every
+question, so an emoji or a foreign word would otherwise "resemble" every short question.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BANK = "bank.json"
+
+
+@dataclass
+class AnswerBank:
+    questions: list[str]
+    answers: list[str]
+    answer_tokens: list[list[str]] | None = None  # Okt tokens of each answer, for the model to score
+    _vectorizer: object = field(default=None, init=False, repr=False)
+    _index: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.questions) != len(self.answers) or not self.questions:
+            raise ValueError("an answer bank needs as many answers as questions, and at least one")
+        if self.answer_tokens is not None and len(self.answer_tokens) != len(self.answers):
+            raise ValueError("answer_tokens must have one entry per answer")
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        char_ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).build_analyzer()
+        self._vectorizer = TfidfVectorizer(analyzer=lambda text: [g for g in char_ngrams(text) if g.strip()],
+                                           sublinear_tf=True)
+        self._index = self._vectorizer.fit_transform(self.questions)  # rows are L2-normalized
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[tuple[str, str, list[str] | None]]) -> AnswerBank:
+        """(question, answer, answer tokens or None) triples; repeated question/answer pairs are kept once."""
+        unique = list({(q, a): (q, a, t) for q, a, t in pairs}.values())
+        tokens = [t for _, _, t in unique]
+        return cls([q for q, _, _ in unique], [a for _, a, _ in unique],
+                   None if any(t is None for t in tokens) else tokens)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def nearest(self, questions: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """-> (indices, cosine similarities), each (len(questions), k), most similar first."""
+        k = max(1, min(k, len(self)))
+        sims = (self._vectorizer.transform(list(questions)) @ self._index.T).toarray()
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(self) else \
+            np.tile(np.arange(len(self)), (len(questions), 1))
+        top_sims = np.take_along_axis(sims, top, 1)
+        order = np.argsort(-top_sims, axis=1, kind="stable")
+        return np.take_along_axis(top, order, 1), np.take_along_axis(top_sims, order, 1)
+
+    def save(self, path: Path) -> None:
+        data = {"questions": self.questions, "answers": self.answers, "answer_tokens": self.answer_tokens}
+        path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> AnswerBank:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(list(data["questions"]), list(data["answers"]), data.get("answer_tokens"))

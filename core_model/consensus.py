@@ -1,0 +1,76 @@
+"""Choose one reply among candidates by minimum Bayes risk: the one most like the likely others.
+
+The candidates are the model's own beam-search reply and the answers to the most similar training
+questions. Picking the one the model itself finds most probable mostly returns its own generic
+reply; picking the nearest question's answer ignores the model. Minimum Bayes risk takes the
+candidate with the highest expected similarity (chrF, as the evaluation measures replies) to all
+the others, each weighted by how probable the model finds it (softmax of its mean per-token
+log-probability): a consensus reply, chosen by the model's own beliefs. Pure numpy, no TensorFlow.
+
+Tuned on the dev split (never the held-out one): 8 retrieved answers, temperature 1.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DEFAULT_CANDIDATES = 8  # retrieved answers weighed beside the model's own reply; 0: generation only
+CHAR_ORDER = 6
+BETA = 2.0
+TEMPERATURE = 1.0
+
+
+def _ngram_counts(texts: Sequence[str], order: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (counts (len(texts), G), order of each column (G,)) over whitespace-free character n-grams."""
+    columns: dict[str, int] = {}
+    rows: list[dict[int, int]] = []
+    for text in texts:
+        chars = "".join(text.split())
+        row: dict[int, int] = {}
+        for n in range(1, order + 1):
+            for i in range(len(chars) - n + 1):
+                col = columns.setdefault(chars[i:i + n], len(columns))
+                row[col] = row.get(col, 0) + 1
+        rows.append(row)
+    counts = np.zeros((len(texts), max(1, len(columns))), np.float64)
+    for r, row in enumerate(rows):
+        counts[r, list(row)] = list(row.values())
+    orders = np.zeros(max(1, len(columns)), np.int64)
+    for gram, col in columns.items():
+        orders[col] = len(gram)
+    return counts, orders
+
+
+def chrf_matrix(texts: Sequence[str], order: int = CHAR_ORDER, beta: float = BETA) -> np.ndarray:
+    """M[a, b] = sentence chrF of texts[a] against reference texts[b] (sacrebleu's definition)."""
+    counts, orders = _ngram_counts(texts, order)
+    m = len(texts)
+    precision = np.zeros((m, m))
+    recall = np.zeros((m, m))
+    effective = np.zeros((m, m))
+    for n in range(1, order + 1):
+        c = counts[:, orders == n]
+        totals = c.sum(1)
+        matches = np.minimum(c[:, None, :], c[None, :, :]).sum(-1)
+        both = (totals[:, None] > 0) & (totals[None, :] > 0)
+        precision += np.where(both, matches / np.maximum(totals[:, None], 1), 0.0)
+        recall += np.where(both, matches / np.maximum(totals[None, :], 1), 0.0)
+        effective += both
+    precision = np.divide(precision, effective, out=np.zeros_like(precision), where=effective > 0)
+    recall = np.divide(recall, effective, out=np.zeros_like(recall), where=effective > 0)
+    f2 = beta ** 2
+    denom = f2 * precision + recall
+    return 100 * np.divide((1 + f2) * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+
+
+def choose(texts: Sequence[str], logprobs: Sequence[float], temperature: float = TEMPERATURE) -> int:
+    """Index of the candidate with the highest model-weighted expected chrF against the others."""
+    if len(texts) == 1:
+        return 0
+    scores = np.asarray(logprobs, np.float64) / temperature
+    weights = np.exp(scores - scores.max())
+    weights /= weights.sum()
+    similarity = chrf_matrix(texts)
+    np.fill_diagonal(similarity, 0.0)
+    return int(np.argmax(similarity @ weights))

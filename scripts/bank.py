@@ -1,0 +1,56 @@
+"""`chatbot bank`: give a model directory the answer bank of a corpus's training side, without retraining.
+
+The bank is every pair of the base corpus that is not held out (the same leak-free split as
+training, so held-out scores stay honest) plus every pair of `--pairs` files (e.g. the taught
+answers from `chatbot export-pairs`, which the bot can then give at once, before any retraining).
+Models trained by `chatbot train` or `chatbot retrain` already have one; this adds one to an older
+model, or refreshes it.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+DEFAULT_DATA = "data/ChatbotData.csv"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bot.paths import default_model_dir
+
+    parser = argparse.ArgumentParser(prog="chatbot bank", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help=f"base corpus, Q,A[,label] CSV (default {DEFAULT_DATA})")
+    parser.add_argument("--pairs", action="append", default=[], metavar="CSV",
+                        help="more pairs, all kept (e.g. from `chatbot export-pairs`); repeatable")
+    parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
+    args = parser.parse_args(argv)
+    model_dir = args.model or str(default_model_dir())
+
+    from tqdm import tqdm
+
+    from core_model.answer_bank import AnswerBank
+    from core_model.artifacts import ModelLoadError, attach_bank, load
+    from core_model.data import DataError, file_sha256, read_pairs, split
+
+    try:
+        load(model_dir)  # refuse to touch a directory that is not a valid model
+        pairs = split(read_pairs(args.data))[0] + [p for path in args.pairs for p in read_pairs(path)]
+    except (DataError, ModelLoadError) as exc:
+        print(f"chatbot bank: {exc}", file=sys.stderr)
+        return 2
+    from core_model.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer()
+    triples = [(p.q, p.a, tokenizer.tokenize(p.a)) for p in tqdm(pairs, desc="tokenizing answers", unit="pair")]
+    bank = AnswerBank.from_pairs(triples)
+    command = "chatbot bank " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    attach_bank(model_dir, bank, {"pairs": len(bank), "command": command,
+                                  "data": [{"path": path, "sha256": file_sha256(path)}
+                                           for path in [args.data, *args.pairs]]})
+    print(f"{model_dir}: answer bank of {len(bank)} pairs (the base corpus's held-out pairs left out)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The answer bank: retrieval of similar training questions, its file, and no held-out pair in it."""
+import json
+
+import pytest
+
+from core_model.answer_bank import AnswerBank
+from tests.conftest import REPO, corpus_pairs
+
+
+def test_nearest_finds_the_question_itself_first(tmp_path):
+    pairs = corpus_pairs(200)
+    bank = AnswerBank([p.q for p in pairs], [p.a for p in pairs])
+    idx, sims = bank.nearest([pairs[17].q, pairs[150].q + "요"], 5)
+    assert idx.shape == sims.shape == (2, 5)
+    assert idx[0, 0] == 17 and sims[0, 0] == pytest.approx(1.0)
+    assert idx[1, 0] == 150 and 0 < sims[1, 0] < 1
+    assert (sims[:, :-1] >= sims[:, 1:]).all()  # most similar first
+    assert bank.nearest(["아무거나"], 10_000)[0].shape == (1, 200)  # k beyond the bank is clamped
+
+
+def test_from_pairs_keeps_repeats_once_and_round_trips(tmp_path):
+    bank = AnswerBank.from_pairs([("안녕", "반가워요.", ["▁반가워요", "."]), ("안녕", "반가워요.", ["▁반가워요", "."]),
+                                  ("잘 자", "좋은 꿈 꾸세요.", ["▁좋은", "▁꿈", "▁꾸세요", "."])])
+    assert len(bank) == 2
+    bank.save(tmp_path / "bank.json")
+    again = AnswerBank.load(tmp_path / "bank.json")
+    assert (again.questions, again.answers, again.answer_tokens) == (bank.questions, bank.answers, bank.answer_tokens)
+    with pytest.raises(ValueError):
+        AnswerBank(["하나"], ["하나", "둘"])
+    with pytest.raises(ValueError):
+        AnswerBank([], [])
+
+
+def test_the_shipped_bank_holds_no_held_out_pair():
+    from core_model.data import read_pairs, split
+
+    train, held = split(read_pairs(REPO / "data" / "ChatbotData.csv"))
+    data = json.loads((REPO / "models" / "default" / "bank.json").read_text(encoding="utf-8"))
+    bank_pairs = set(zip(data["questions"], data["answers"]))
+    assert bank_pairs == {(p.q, p.a) for p in train}
+    held_q, held_a = {p.q for p in held}, {p.a for p in held}
+    assert not any(q in held_q or a in held_a for q, a in bank_pairs)
+    assert len(data["answer_tokens"]) == len(data["answers"])

@@ -1,0 +1,68 @@
+"""Choosing among the model's reply and retrieved answers, on a real (tiny) model and real files."""
+import json
+import shutil
+
+import pytest
+
+from core_model import artifacts
+from core_model.answer_bank import AnswerBank
+from core_model.responder import Responder
+from core_model.scoring import SequenceScorer
+from core_model.vocab import UNK_ID
+
+WALK = [("오늘 날씨 좋다", "산책하기 좋은 날이에요."), ("날씨 너무 좋네", "산책 가기 좋은 날이네요."),
+        ("오늘 날씨 최고다", "산책하기 딱 좋은 날이에요."), ("오늘 날씨 맑음", "@everyone 산책하기 좋은 날!")]
+
+
+@pytest.fixture()
+def walk_model(tiny_model_dir, tiny_responder, tmp_path):
+    """The tiny model with a bank of weather answers it never trained on."""
+    out = tmp_path / "walk"
+    shutil.copytree(tiny_model_dir, out)
+    tok = tiny_responder.tokenizer
+    artifacts.attach_bank(out, AnswerBank.from_pairs([(q, a, tok.tokenize(a)) for q, a in WALK]), {"pairs": 4})
+    return out
+
+
+def test_the_model_scores_its_learned_answer_above_others(tiny_responder, tiny_pairs):
+    r = tiny_responder
+    scorer = SequenceScorer(r.loaded.model)
+    q = [r.encode(p.q) for p in tiny_pairs[:6]]
+    own = [r.loaded.vocab.encode(r.tokenizer.tokenize(p.a)) for p in tiny_pairs[:6]]
+    other = own[1:] + own[:1]
+    mine, theirs = scorer(q, own), scorer(q, other)
+    assert mine.shape == (6,) and (mine > theirs).all() and (mine <= 0).all()
+    with_unk = scorer(q[:1], [own[0][:-1] + [UNK_ID]])
+    assert with_unk[0] < mine[0] - 5  # a word the model cannot say costs the penalty
+    assert scorer([], []).shape == (0,)
+
+
+def test_replies_come_from_the_bank_when_similar_questions_agree(walk_model, tiny_responder):
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer, beam_width=4)
+    generate = Responder(walk_model, tokenizer=tiny_responder.tokenizer, beam_width=4, candidates=0)
+    assert generate.bank is None and hybrid.bank is not None
+    question = "오늘 날씨 진짜 좋다"
+    reply = hybrid.reply(question)
+    assert reply in {a for _, a in WALK[:3]} | {"산책하기 좋은 날!"}
+    assert reply != generate.reply(question)  # the tiny model only knows its own 50 answers
+    detailed = hybrid.reply_batch_detailed([question, "😀", ""])
+    assert detailed[0] == (reply, True)
+    assert detailed[1:] == generate.reply_batch_detailed(["😀", ""])  # nothing similar: the model's own
+
+
+def test_bank_answers_cannot_ping(walk_model, tiny_responder):
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer, candidates=8)
+    for reply in hybrid.reply_batch(["오늘 날씨 맑음"] * 3 + ["@everyone 날씨 맑음"]):
+        assert "@everyone" not in reply
+
+
+def test_the_bank_is_pinned_by_the_manifest(walk_model):
+    manifest = json.loads((walk_model / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json"}
+    bank = walk_model / "bank.json"
+    bank.write_text(bank.read_text().replace("산책", "낮잠"), encoding="utf-8")
+    with pytest.raises(artifacts.ModelLoadError, match="bank.json does not match"):
+        artifacts.load(walk_model)
+    bank.unlink()
+    with pytest.raises(artifacts.ModelLoadError, match="missing bank.json"):
+        artifacts.load(walk_model)
