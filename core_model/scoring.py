@@ -13,6 +13,7 @@ from core_model.model import Seq2Seq
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID
 
 UNK_PENALTY = 5.0
+CHUNK = 128  # rows per forward pass: bounds the (rows, length, vocabulary) logits to ~100 MB
 
 
 def _pad(rows: list[list[int]]) -> np.ndarray:
@@ -30,18 +31,20 @@ class SequenceScorer:
         self._fn = tf.function(self._score, input_signature=[spec, spec, spec])
 
     def _score(self, enc_ids: tf.Tensor, dec_ids: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        logp = tf.nn.log_softmax(self.model((enc_ids, dec_ids), training=False))
-        token_logp = tf.gather(logp, targets, batch_dims=2)
+        logits = self.model((enc_ids, dec_ids), training=False)
+        token_logp = tf.gather(logits, targets, batch_dims=2) - tf.reduce_logsumexp(logits, axis=-1)
         token_logp -= UNK_PENALTY * tf.cast(tf.equal(targets, UNK_ID), token_logp.dtype)
         mask = tf.cast(tf.not_equal(targets, PAD_ID), token_logp.dtype)
         return tf.reduce_sum(token_logp * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
 
     def __call__(self, inputs: list[list[int]], replies: list[list[int]]) -> np.ndarray:
         """Mean log p(reply token | input, previous tokens) per pair, `<eos>` included."""
-        if not inputs:
-            return np.zeros(0, np.float32)
         cap = self.model.config.max_reply_len - 1
         targets = [r[:cap] + [EOS_ID] for r in replies]
-        return self._fn(tf.constant(_pad([i or [PAD_ID] for i in inputs])),
-                        tf.constant(_pad([[SOS_ID] + t[:-1] for t in targets])),
-                        tf.constant(_pad(targets))).numpy()
+        out = [np.zeros(0, np.float32)]
+        for i in range(0, len(inputs), CHUNK):
+            chunk = targets[i:i + CHUNK]
+            out.append(self._fn(tf.constant(_pad([x or [PAD_ID] for x in inputs[i:i + CHUNK]])),
+                                tf.constant(_pad([[SOS_ID] + t[:-1] for t in chunk])),
+                                tf.constant(_pad(chunk))).numpy())
+        return np.concatenate(out)

@@ -35,6 +35,23 @@ def scores(hyps: list[str], refs: list[str], eos: list[bool]) -> dict:
             "distinct_replies": len(set(hyps))}
 
 
+def chrf_gain_interval(hyps: list[str], baseline: list[str], refs: list[str], resamples: int = 200,
+                       seed: int = 0) -> list[float]:
+    """95% paired-bootstrap interval of chrF(hyps) - chrF(baseline): is a gain more than noise?"""
+    import random
+
+    import sacrebleu
+
+    rng, n, gains = random.Random(seed), len(refs), []
+    for _ in range(resamples):
+        idx = [rng.randrange(n) for _ in range(n)]
+        sample_refs = [[refs[i] for i in idx]]
+        gains.append(sacrebleu.corpus_chrf([hyps[i] for i in idx], sample_refs).score
+                     - sacrebleu.corpus_chrf([baseline[i] for i in idx], sample_refs).score)
+    gains.sort()
+    return [round(gains[int(0.025 * resamples)], 2), round(gains[int(0.975 * resamples) - 1], 2)]
+
+
 def retrieval_replies(train, questions: list[str]) -> list[str]:
     """Nearest training question by TF-IDF over character 1-3-grams -> its answer."""
     from core_model.answer_bank import AnswerBank
@@ -99,6 +116,10 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
         lines += ["", f"Shipped chrF / retrieval chrF: {t.get('chrf_vs_retrieval')} (target >= 1); "
                       f"/ seed chrF: {t.get('chrf_vs_seed')} (target >= 1.5); fluency target 90%. "
                       f"All targets met: {'yes' if t['met'] else 'no'}."]
+        if "chrf_gain_vs_retrieval_ci95" in t:
+            low, high = t["chrf_gain_vs_retrieval_ci95"]
+            lines += ["", f"Shipped chrF minus retrieval chrF, 95% paired-bootstrap interval (200 resamples of the "
+                          f"held-out pairs): [{low}, {high}]."]
     lines += ["", "![scores](scores.png)", "", "![training curves](curves.png)", "", "## 20 examples", "",
               "| question | reference | " + " | ".join(systems) + " |", "|" + "---|" * (len(systems) + 2)]
     for row in examples["rows"]:
@@ -164,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     replies["retrieval"] = retrieval_replies(train, questions)
     result["systems"]["retrieval"] = scores(replies["retrieval"], refs, [True] * len(refs))
     result["targets"] = targets(result["systems"])
+    if "shipped" in replies:
+        result["targets"]["chrf_gain_vs_retrieval_ci95"] = chrf_gain_interval(replies["shipped"], replies["retrieval"],
+                                                                              refs)
     rows = [[questions[i], refs[i]] + [replies[s][i] for s in result["systems"]] for i in range(min(20, len(held)))]
     write_report(Path(args.reports), result, {"rows": rows}, curves)
     print(json.dumps(result, ensure_ascii=False) if args.json else json.dumps(result, ensure_ascii=False, indent=2))

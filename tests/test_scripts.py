@@ -24,6 +24,8 @@ def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
         assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
     ratio = out["systems"]["shipped"]["chrf"] / out["systems"]["retrieval"]["chrf"]
     assert out["targets"]["chrf_vs_retrieval"] == round(ratio, 3) and out["targets"]["met"] is False
+    low, high = out["targets"]["chrf_gain_vs_retrieval_ci95"]
+    assert low <= high
     report = (tmp_path / "eval.md").read_text()
     assert "| tiny |" in report and "All targets met: no" in report and report.count("\n| ") >= 20 + 2
     assert (tmp_path / "scores.png").stat().st_size > 1000 and (tmp_path / "curves.png").stat().st_size > 1000
