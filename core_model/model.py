@@ -81,10 +81,13 @@ class Seq2Seq(keras.Model):
     def call(self, inputs, training: bool = False):
         """Teacher forcing: (encoder ids, decoder ids starting with <sos>) -> logits."""
         enc_ids, dec_ids = inputs
-        enc_seq, h, c, mask = self.encode(enc_ids, training=training)
+        return self.teacher_forced(dec_ids, *self.encode(enc_ids, training=training), training=training)
+
+    def teacher_forced(self, dec_ids, enc_seq, h, c, enc_mask, training: bool = False):
+        """Decoder ids starting with <sos>, given an encoding -> logits (B, T, V)."""
         x = self.dropout(self.dec_emb(dec_ids), training=training)
         dec_seq, _, _ = self.dec_lstm(x, initial_state=[h, c], training=training)
-        return self._head(dec_seq, enc_seq, mask, training=training)
+        return self._head(dec_seq, enc_seq, enc_mask, training=training)
 
     def step(self, tokens, h, c, enc_seq, enc_mask):
         """One decoding step for a batch: tokens (B,) -> logits (B, V), new h, c (graph friendly)."""

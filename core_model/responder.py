@@ -88,21 +88,14 @@ class Responder:
         """Per message: the model's reply or a retrieved answer, by `consensus.choose`."""
         assert self.bank is not None
         nearest, similarity = self.bank.nearest([p.text for p in batch], self.candidates)
-        options: list[list[int]] = []  # per message: -1 (the model's reply) then bank rows
-        inputs: list[list[int]] = []
-        replies: list[list[int]] = []
-        for p, row, found, sims in zip(batch, rows, nearest, similarity):
-            own = [t for t in row[: row.index(EOS_ID)] if t != PAD_ID] if EOS_ID in row else \
-                [t for t in row if t != PAD_ID]
-            options.append([-1] + [int(j) for j, s in zip(found, sims) if s > 0])
-            inputs += [p.ids] * len(options[-1])
-            replies += [own] + [self._bank_ids[j] for j in options[-1][1:]]
-        scores = self._scorer(inputs, replies)
-        out, start = [], 0
-        for gen, opts in zip(generated, options):
-            texts = [gen[0]] + [self.bank.answers[j] for j in opts[1:]]
-            pick = consensus.choose(texts, scores[start:start + len(opts)])
-            start += len(opts)
+        found = [[int(j) for j, s in zip(idx, sims) if s > 0] for idx, sims in zip(nearest, similarity)]
+        own = [[t for t in (row[: row.index(EOS_ID)] if EOS_ID in row else row) if t != PAD_ID] for row in rows]
+        scores = self._scorer([p.ids for p in batch],
+                              [[mine] + [self._bank_ids[j] for j in js] for mine, js in zip(own, found)])
+        out = []
+        for gen, js, score in zip(generated, found, scores):
+            texts = [gen[0]] + [self.bank.answers[j] for j in js]
+            pick = consensus.choose(texts, score)
             out.append(gen if pick == 0 else (safe_text(texts[pick]), True))
         return out
 

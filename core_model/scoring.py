@@ -17,8 +17,7 @@ CHUNK = 128  # rows per forward pass: bounds the (rows, length, vocabulary) logi
 
 
 def _pad(rows: list[list[int]]) -> np.ndarray:
-    width = -(-max(1, max(len(r) for r in rows)) // 8) * 8  # few distinct shapes
-    out = np.full((len(rows), width), PAD_ID, np.int32)
+    out = np.full((len(rows), max(1, max(len(r) for r in rows))), PAD_ID, np.int32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
@@ -27,24 +26,35 @@ def _pad(rows: list[list[int]]) -> np.ndarray:
 class SequenceScorer:
     def __init__(self, model: Seq2Seq) -> None:
         self.model = model
-        spec = tf.TensorSpec([None, None], tf.int32)
-        self._fn = tf.function(self._score, input_signature=[spec, spec, spec])
+        matrix, rows = tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)
+        self._fn = tf.function(self._score, input_signature=[matrix, rows, matrix, matrix])
 
-    def _score(self, enc_ids: tf.Tensor, dec_ids: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        logits = self.model((enc_ids, dec_ids), training=False)
+    def _score(self, enc_ids: tf.Tensor, owner: tf.Tensor, dec_ids: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """Each input is encoded once; reply row i is read against input `owner[i]`."""
+        enc_seq, h, c, mask = (tf.gather(x, owner) for x in self.model.encode(enc_ids))
+        logits = self.model.teacher_forced(dec_ids, enc_seq, h, c, mask)
         token_logp = tf.gather(logits, targets, batch_dims=2) - tf.reduce_logsumexp(logits, axis=-1)
         token_logp -= UNK_PENALTY * tf.cast(tf.equal(targets, UNK_ID), token_logp.dtype)
-        mask = tf.cast(tf.not_equal(targets, PAD_ID), token_logp.dtype)
-        return tf.reduce_sum(token_logp * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        real = tf.cast(tf.not_equal(targets, PAD_ID), token_logp.dtype)
+        return tf.reduce_sum(token_logp * real, 1) / tf.maximum(tf.reduce_sum(real, 1), 1.0)
 
-    def __call__(self, inputs: list[list[int]], replies: list[list[int]]) -> np.ndarray:
-        """Mean log p(reply token | input, previous tokens) per pair, `<eos>` included."""
+    def __call__(self, inputs: list[list[int]], replies: list[list[list[int]]]) -> list[np.ndarray]:
+        """Mean log p(reply token | input, previous tokens), `<eos>` included, for every reply of every input.
+
+        Rows are scored in passes of similar reply length: the output projection over the whole
+        vocabulary at every position is the cost, so padding is kept small.
+        """
         cap = self.model.config.max_reply_len - 1
-        targets = [r[:cap] + [EOS_ID] for r in replies]
-        out = [np.zeros(0, np.float32)]
-        for i in range(0, len(inputs), CHUNK):
-            chunk = targets[i:i + CHUNK]
-            out.append(self._fn(tf.constant(_pad([x or [PAD_ID] for x in inputs[i:i + CHUNK]])),
-                                tf.constant(_pad([[SOS_ID] + t[:-1] for t in chunk])),
-                                tf.constant(_pad(chunk))).numpy())
-        return np.concatenate(out)
+        rows = [(i, r[:cap] + [EOS_ID]) for i, options in enumerate(replies) for r in options]
+        order = sorted(range(len(rows)), key=lambda k: len(rows[k][1]))
+        scores = np.zeros(len(rows), np.float32)
+        for start in range(0, len(order), CHUNK):
+            chunk = order[start:start + CHUNK]
+            owners = sorted({rows[k][0] for k in chunk})
+            where = {owner: n for n, owner in enumerate(owners)}
+            scores[chunk] = self._fn(tf.constant(_pad([inputs[o] or [PAD_ID] for o in owners])),
+                                     tf.constant([where[rows[k][0]] for k in chunk], tf.int32),
+                                     tf.constant(_pad([[SOS_ID] + rows[k][1][:-1] for k in chunk])),
+                                     tf.constant(_pad([rows[k][1] for k in chunk]))).numpy()
+        bounds = np.cumsum([0] + [len(options) for options in replies])
+        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

@@ -30,11 +30,16 @@ def test_the_model_scores_its_learned_answer_above_others(tiny_responder, tiny_p
     q = [r.encode(p.q) for p in tiny_pairs[:6]]
     own = [r.loaded.vocab.encode(r.tokenizer.tokenize(p.a)) for p in tiny_pairs[:6]]
     other = own[1:] + own[:1]
-    mine, theirs = scorer(q, own), scorer(q, other)
-    assert mine.shape == (6,) and (mine > theirs).all() and (mine <= 0).all()
-    with_unk = scorer(q[:1], [own[0][:-1] + [UNK_ID]])
-    assert with_unk[0] < mine[0] - 5  # a word the model cannot say costs the penalty
-    assert scorer([], []).shape == (0,)
+    with_unk = own[0][:-1] + [UNK_ID]
+    scores = scorer(q, [[mine, theirs] for mine, theirs in zip(own, other)])
+    assert [s.shape for s in scores] == [(2,)] * 6
+    assert all(mine > theirs for mine, theirs in scores) and all((s <= 0).all() for s in scores)
+    assert scorer(q[:1], [[with_unk]])[0][0] < scores[0][0] - 5  # a word the model cannot say costs the penalty
+    # Rows of one input may span two forward passes; an input may have no reply at all.
+    many = scorer(q[:3], [[own[0]] * 100, [], [own[2]] * 100])
+    assert [len(s) for s in many] == [100, 0, 100]
+    assert many[0] == pytest.approx([scores[0][0]] * 100, abs=1e-4) and many[2][-1] == pytest.approx(scores[2][0], abs=1e-4)
+    assert scorer([], []) == []
 
 
 def test_replies_come_from_the_bank_when_similar_questions_agree(walk_model, tiny_responder):
