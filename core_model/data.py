@@ -66,7 +66,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _key(text: str) -> str:
+def text_key(text: str) -> str:
     """Near-identical texts share a key: spacing and punctuation do not count."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
@@ -89,16 +89,16 @@ def is_heldout(pairs: list[Pair], share: float = HELDOUT_SHARE, salt: str = SPLI
         return x
 
     for p in pairs:
-        a, b = find("q:" + _key(p.q)), find("a:" + _key(p.a))
+        a, b = find("q:" + text_key(p.q)), find("a:" + text_key(p.a))
         if a != b:
             parent[max(a, b)] = min(a, b)
     members: dict[str, str] = {}
     for p in pairs:
-        root = find("q:" + _key(p.q))
-        members[root] = min(members.get(root, root), "q:" + _key(p.q))
+        root = find("q:" + text_key(p.q))
+        members[root] = min(members.get(root, root), "q:" + text_key(p.q))
     out = []
     for p in pairs:
-        digest = hashlib.sha256((salt + members[find("q:" + _key(p.q))]).encode()).digest()
+        digest = hashlib.sha256((salt + members[find("q:" + text_key(p.q))]).encode()).digest()
         out.append(int.from_bytes(digest[:8], "big") / 2**64 < share)
     return out
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core_model import artifacts, consensus, device
+from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
 from core_model.scoring import SequenceScorer
 from core_model.text import neutralize_mentions, normalize
@@ -85,17 +86,27 @@ class Responder:
 
     def _choose(self, batch: list[Prepared], rows: list[list[int]],
                 generated: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
-        """Per message: the model's reply or a retrieved answer, by `consensus.choose`."""
+        """Per message: the model's reply or a retrieved answer, by `consensus.choose`.
+
+        A question the bank holds as it is (spacing and punctuation aside) is answered from the bank
+        alone: what the corpus, or a user's `/teach`, says to exactly this question comes first.
+        """
         assert self.bank is not None
         nearest, similarity = self.bank.nearest([p.text for p in batch], self.candidates)
         found = [[int(j) for j, s in zip(idx, sims) if s > 0] for idx, sims in zip(nearest, similarity)]
+        exact = [[j for j in js if text_key(self.bank.questions[j]) == text_key(p.text)]
+                 for p, js in zip(batch, found)]
         own = [[t for t in (row[: row.index(EOS_ID)] if EOS_ID in row else row) if t != PAD_ID] for row in rows]
         scores = self._scorer([p.ids for p in batch],
                               [[mine] + [self._bank_ids[j] for j in js] for mine, js in zip(own, found)])
         out = []
-        for gen, js, score in zip(generated, found, scores):
+        for gen, js, same, score in zip(generated, found, exact, scores):
             texts = [gen[0]] + [self.bank.answers[j] for j in js]
-            pick = consensus.choose(texts, score)
+            if same:
+                keep = [1 + js.index(j) for j in same]
+                pick = keep[consensus.choose([texts[k] for k in keep], score[keep])]
+            else:
+                pick = consensus.choose(texts, score)
             out.append(gen if pick == 0 else (safe_text(texts[pick]), True))
         return out
 

@@ -52,6 +52,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
 
     from core_model.artifacts import load
     from core_model.data import Pair, split, write_pairs
+    from core_model.responder import Responder
     from tests.conftest import corpus_pairs
 
     model = tmp_path / "model"
@@ -69,6 +70,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     expected = {(p.q, p.a) for p in train} | {("우리 고양이 이름은?", "나비예요.")}
     assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
     assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
+    assert Responder(model).reply("우리 고양이 이름은?") == "나비예요."  # taught, and answered without retraining
     missing = subprocess.run([sys.executable, "-m", "bot.cli", "bank", "--model", str(tmp_path / "none")],
                              cwd=REPO, capture_output=True, timeout=300)
     assert missing.returncode == 2 and b"not a model directory" in missing.stderr

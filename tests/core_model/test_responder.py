@@ -55,6 +55,12 @@ def test_replies_come_from_the_bank_when_similar_questions_agree(walk_model, tin
     assert detailed[1:] == generate.reply_batch_detailed(["😀", ""])  # nothing similar: the model's own
 
 
+def test_a_question_the_bank_holds_gets_its_answer(walk_model, tiny_responder):
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
+    assert hybrid.reply_batch(["오늘 날씨 좋다", "날씨 너무 좋네!", "오늘날씨최고다"]) == \
+        ["산책하기 좋은 날이에요.", "산책 가기 좋은 날이네요.", "산책하기 딱 좋은 날이에요."]
+
+
 def test_bank_answers_cannot_ping(walk_model, tiny_responder):
     hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer, candidates=8)
     for reply in hybrid.reply_batch(["오늘 날씨 맑음"] * 3 + ["@everyone 날씨 맑음"]):
