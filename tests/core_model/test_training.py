@@ -147,3 +147,15 @@ def test_greedy_replies_never_repeat_a_trigram(tiny_responder, tiny_pairs):
         row = [t for t in row if t]
         trigrams = list(zip(row, row[1:], row[2:]))
         assert len(trigrams) == len(set(trigrams))
+
+
+def test_the_notebooks_greedy_decoding_lifts_only_the_guards(tiny_responder, tiny_pairs):
+    from core_model.decode import GreedyDecoder, _banned_bias
+    from core_model.vocab import PAD_ID, SOS_ID, UNK_ID
+
+    vocab_size = tiny_responder.loaded.model.config.vocab_size
+    guarded, notebook = _banned_bias(vocab_size).numpy(), _banned_bias(vocab_size, unk=False).numpy()
+    assert guarded[UNK_ID] < -1e8 and notebook[UNK_ID] == 0 and notebook[[PAD_ID, SOS_ID]].max() < -1e8
+    ids = [tiny_responder.encode(p.q) for p in tiny_pairs]
+    # The learned answers need no guard, so both decoders give them.
+    assert GreedyDecoder(tiny_responder.loaded.model, notebook=True)(ids) == tiny_responder.decoder(ids)
