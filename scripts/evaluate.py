@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         name, _, path = spec.partition("=")
         path, _, decoding = path.partition("@")
         width, _, candidates = decoding.partition(":")
+        if not (width in ("", "notebook") or width.isdigit()) or not (candidates == "" or candidates.isdigit()):
+            parser.error(f"--model {spec}: expected NAME=DIR[@BEAM[:K]], BEAM a number or 'notebook', K a number")
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue

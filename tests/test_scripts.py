@@ -31,6 +31,9 @@ def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
     report = (tmp_path / "eval.md").read_text()
     assert "| tiny |" in report and "All targets met: no" in report and report.count("\n| ") >= 20 + 2
     assert (tmp_path / "scores.png").stat().st_size > 1000 and (tmp_path / "curves.png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "-m", "bot.cli", "eval", "--model", f"x={tiny_model_dir}@wide"], cwd=REPO,
+                         capture_output=True, timeout=120)
+    assert bad.returncode == 2 and b"BEAM a number or 'notebook'" in bad.stderr
 
 
 def test_fluency_rules():
