@@ -20,6 +20,8 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
         self.decode_seconds = Histogram("chatbot_decode_seconds", "Time of one batched decode",
                                         buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
+        self.reply_sources = Counter("chatbot_replies_by_source", "Replies by origin: the model's own words, "
+                                     "or an answer from its answer bank", ["source"], registry=r)
         self.model = Info("chatbot_model", "The model being served", registry=r)
 
     def received(self, platform: str) -> None:
@@ -40,9 +42,11 @@ class Metrics:
     def set_model(self, version: str) -> None:
         self.model.info({"version": version})
 
-    def _on_batch(self, size: int, seconds: float) -> None:
+    def _on_batch(self, size: int, seconds: float, sources: list[str]) -> None:
         self.batch_size.observe(size)
         self.decode_seconds.observe(seconds)
+        for source in sources:
+            self.reply_sources.labels(source).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

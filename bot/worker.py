@@ -30,7 +30,8 @@ class Engine(Protocol):
     """What the worker needs of a model (core_model.responder.Responder provides it).
 
     An engine may also offer `prepare(text)` and `reply_prepared(prepared)`: then tokenizing
-    runs on the prepare thread, overlapping the decode of the previous batch.
+    runs on the prepare thread, overlapping the decode of the previous batch. An engine that sets
+    `last_sources` (where each reply of its last batch came from: "model", "bank") feeds the metrics.
     """
     version: str
     device: str
@@ -113,7 +114,8 @@ class InferenceWorker:
         self._ready: queue.Queue = queue.Queue(maxsize=self.config.max_batch)
         self._threads: list[threading.Thread] = []
         self._accepting = False
-        self.on_batch: list[Callable[[int, float], None]] = []  # metrics hooks: (batch size, seconds)
+        # Metrics hooks: (batch size, seconds, where each reply came from; empty if the engine does not say).
+        self.on_batch: list[Callable[[int, float, list[str]], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -279,10 +281,11 @@ class InferenceWorker:
                                              error=f"{type(exc).__name__}: {exc}"))
                 return
             seconds = time.monotonic() - t0
+            sources = list(getattr(engine, "last_sources", None) or [])
         done = time.monotonic()
         self.stats.batches += 1
         self.stats.replies += len(batch)
         for hook in self.on_batch:
-            hook(len(batch), seconds)
+            hook(len(batch), seconds, sources)
         for req, text in zip(batch, replies):
             req.resolve(WorkerResult(Outcome.REPLIED, text, engine.version, (done - req.enqueued) * 1000))

@@ -49,6 +49,7 @@ class Responder:
         self.decoder = BeamDecoder(model, beam_width) if beam_width > 1 else GreedyDecoder(model)
         self.bank = self.loaded.bank if candidates > 0 else None
         self.candidates = candidates
+        self.last_sources: list[str] = []  # per reply of the last batch: "model" or "bank" (for metrics)
         if self.bank is not None:
             self._scorer = SequenceScorer(model)
             cap = model.config.max_reply_len - 1
@@ -81,6 +82,7 @@ class Responder:
         rows = self.decoder([p.ids for p in batch])
         generated = [render(self.loaded.vocab, row) for row in rows]
         if self.bank is None or not batch:
+            self.last_sources = ["model"] * len(batch)
             return generated
         return self._choose(batch, rows, generated)
 
@@ -99,7 +101,7 @@ class Responder:
         own = [[t for t in (row[: row.index(EOS_ID)] if EOS_ID in row else row) if t != PAD_ID] for row in rows]
         scores = self._scorer([p.ids for p in batch],
                               [[mine] + [self._bank_ids[j] for j in js] for mine, js in zip(own, found)])
-        out = []
+        out, self.last_sources = [], []
         for gen, js, same, score in zip(generated, found, exact, scores):
             texts = [gen[0]] + [self.bank.answers[j] for j in js]
             if same:
@@ -108,6 +110,7 @@ class Responder:
             else:
                 pick = consensus.choose(texts, score)
             out.append(gen if pick == 0 else (safe_text(texts[pick]), True))
+            self.last_sources.append("model" if pick == 0 else "bank")
         return out
 
     def reply(self, text: str) -> str:

@@ -146,6 +146,14 @@ async def test_slack_beside_failing_discord_health_metrics_reload_and_sigterm_dr
             metrics = await resp.text()
         assert "chatbot_messages_received_total" in metrics and "chatbot_queue_depth" in metrics
         assert "chatbot_batch_size_bucket" in metrics and "chatbot_model_info" in metrics
+        for _ in range(600):  # the events were acknowledged at once; wait for the replies
+            if 'chatbot_replies_by_source_total{source="bank"} 12.0' in metrics:
+                break
+            await asyncio.sleep(0.1)
+            async with session.get(f"http://127.0.0.1:{http_port}/metrics") as resp:
+                metrics = await resp.text()
+        # Its own training questions, which its answer bank holds as they are.
+        assert 'chatbot_replies_by_source_total{source="bank"} 12.0' in metrics
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 10)
         logs = (await proc.stderr.read()).decode()

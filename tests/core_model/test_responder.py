@@ -51,7 +51,7 @@ def test_replies_come_from_the_bank_when_similar_questions_agree(walk_model, tin
     assert reply in {a for _, a in WALK[:3]} | {"산책하기 좋은 날!"}
     assert reply != generate.reply(question)  # the tiny model only knows its own 50 answers
     detailed = hybrid.reply_batch_detailed([question, "😀", ""])
-    assert detailed[0] == (reply, True)
+    assert detailed[0] == (reply, True) and hybrid.last_sources == ["bank", "model", "model"]
     assert detailed[1:] == generate.reply_batch_detailed(["😀", ""])  # nothing similar: the model's own
 
 
