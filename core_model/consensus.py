@@ -5,7 +5,9 @@ questions. Picking the one the model itself finds most probable mostly returns i
 reply; picking the nearest question's answer ignores the model. Minimum Bayes risk takes the
 candidate with the highest expected similarity (chrF, as the evaluation measures replies) to all
 the others, each weighted by how probable the model finds it (softmax of its mean per-token
-log-probability): a consensus reply, chosen by the model's own beliefs. Pure numpy, no TensorFlow.
+log-probability): a consensus reply, chosen by the model's own beliefs. Each candidate is judged by
+the others only: with the usual self-term the model's own reply, which beam search made the most
+probable, wins again (dev chrF 6.25 instead of 7.52). Pure numpy, no TensorFlow.
 
 Tuned on the dev split (never the held-out one): 8 retrieved answers, temperature 1.
 """
