@@ -41,10 +41,11 @@ class Responder:
     """A loaded model with its tokenizer and compiled decoder. Use from one thread at a time."""
 
     def __init__(self, model_dir: str | Path, tokenizer: Tokenizer | None = None, beam_width: int = 1,
-                 candidates: int = consensus.DEFAULT_CANDIDATES) -> None:
+                 candidates: int = consensus.DEFAULT_CANDIDATES, loaded: artifacts.LoadedModel | None = None) -> None:
+        """`loaded`: a model already loaded from `model_dir`, to decode it another way without a second copy."""
         self.device = device.configure()
         self.tokenizer = tokenizer or Tokenizer()
-        self.loaded = artifacts.load(model_dir)
+        self.loaded = loaded or artifacts.load(model_dir)
         model = self.loaded.model
         self.decoder = BeamDecoder(model, beam_width) if beam_width > 1 else GreedyDecoder(model)
         self.bank = self.loaded.bank if candidates > 0 else None
@@ -94,8 +95,7 @@ class Responder:
         alone: what the corpus, or a user's `/teach`, says to exactly this question comes first.
         """
         assert self.bank is not None
-        nearest, similarity = self.bank.nearest([p.text for p in batch], self.candidates)
-        found = [[int(j) for j, s in zip(idx, sims) if s > 0] for idx, sims in zip(nearest, similarity)]
+        found = self.bank.candidates([p.text for p in batch], self.candidates)
         exact = [[j for j in js if text_key(self.bank.questions[j]) == text_key(p.text)]
                  for p, js in zip(batch, found)]
         own = [[t for t in (row[: row.index(EOS_ID)] if EOS_ID in row else row) if t != PAD_ID] for row in rows]

@@ -86,7 +86,7 @@ async def run(model_dir: str, quick: bool) -> dict:
     await worker.stop()
     for key, candidates in (("worker_c64_beam4", 0), ("worker_c64_daemon", DEFAULT_CANDIDATES)):
         engine = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=DEFAULT_BEAM_WIDTH,
-                           candidates=candidates)
+                           candidates=candidates, loaded=responder.loaded)
         if candidates and engine.bank is None:
             continue
         engine.reply_batch(questions[:8])
