@@ -23,36 +23,21 @@ BETA = 2.0
 TEMPERATURE = 1.0
 
 
-def _ngram_counts(texts: Sequence[str], order: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> (counts (len(texts), G), order of each column (G,)) over whitespace-free character n-grams."""
-    columns: dict[str, int] = {}
-    rows: list[dict[int, int]] = []
-    for text in texts:
-        chars = "".join(text.split())
-        row: dict[int, int] = {}
-        for n in range(1, order + 1):
-            for i in range(len(chars) - n + 1):
-                col = columns.setdefault(chars[i:i + n], len(columns))
-                row[col] = row.get(col, 0) + 1
-        rows.append(row)
-    counts = np.zeros((len(texts), max(1, len(columns))), np.float64)
-    for r, row in enumerate(rows):
-        counts[r, list(row)] = list(row.values())
-    orders = np.zeros(max(1, len(columns)), np.int64)
-    for gram, col in columns.items():
-        orders[col] = len(gram)
-    return counts, orders
-
-
 def chrf_matrix(texts: Sequence[str], order: int = CHAR_ORDER, beta: float = BETA) -> np.ndarray:
     """M[a, b] = sentence chrF of texts[a] against reference texts[b] (sacrebleu's definition)."""
-    counts, orders = _ngram_counts(texts, order)
+    from sacrebleu.metrics.helpers import extract_all_char_ngrams
+
+    grams = [extract_all_char_ngrams(text, order) for text in texts]  # per text, one Counter per order
     m = len(texts)
     precision = np.zeros((m, m))
     recall = np.zeros((m, m))
     effective = np.zeros((m, m))
-    for n in range(1, order + 1):
-        c = counts[:, orders == n]
+    for n in range(order):
+        columns = {g: i for i, g in enumerate({g for per_text in grams for g in per_text[n]})}
+        c = np.zeros((m, max(1, len(columns))))
+        for row, per_text in enumerate(grams):
+            for g, count in per_text[n].items():
+                c[row, columns[g]] = count
         totals = c.sum(1)
         matches = np.minimum(c[:, None, :], c[None, :, :]).sum(-1)
         both = (totals[:, None] > 0) & (totals[None, :] > 0)
