@@ -96,8 +96,8 @@ class Responder:
         """
         assert self.bank is not None
         found = self.bank.candidates([p.text for p in batch], self.candidates)
-        exact = [[j for j in js if text_key(self.bank.questions[j]) == text_key(p.text)]
-                 for p, js in zip(batch, found)]
+        keys = [text_key(p.text) for p in batch]
+        exact = [[j for j in js if text_key(self.bank.questions[j]) == key] for key, js in zip(keys, found)]
         own = [[t for t in (row[: row.index(EOS_ID)] if EOS_ID in row else row) if t != PAD_ID] for row in rows]
         scores = self._scorer([p.ids for p in batch],
                               [[mine] + [self._bank_ids[j] for j in js] for mine, js in zip(own, found)])

@@ -8,7 +8,6 @@ admin command, or its file watch).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -52,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_options(parser)
     args = parser.parse_args(argv)
 
+    from core_model.artifacts import write_manifest
     from core_model.data import DataError, dev_split, read_pairs, split
     from core_model.tokenizer import Tokenizer
     from core_model.train import train
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     old_loss = heldout_loss_of(baseline_dir, held, tokenizer) if (baseline_dir / "manifest.json").exists() else None
     print(f"held-out loss: new {new_loss}, current {old_loss} ({baseline_dir})", file=sys.stderr)
     manifest.update(compared_to={"path": str(baseline_dir), "heldout_loss": old_loss})
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_manifest(out, manifest)
     if old_loss is not None and new_loss > old_loss:
         print(f"not promoted: the new model is worse on the held-out split; {baseline_dir} stays current",
               file=sys.stderr)
