@@ -17,11 +17,11 @@ def run(args, timeout=600):
 
 def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
     out = run(["eval", "--model", f"shipped={tiny_model_dir}@4:8", "--model", f"tiny={tiny_model_dir}",
-               "--model", f"seed_notebook={tiny_model_dir}@notebook",
+               "--model", f"seed={tiny_model_dir}@notebook",
                "--limit", "40", "--json", "--reports", str(tmp_path)])
     assert out["split"] == {"train": out["split"]["train"], "heldout": 40}
-    assert set(out["systems"]) == {"shipped", "tiny", "seed_notebook", "retrieval"}
-    assert out["targets"]["chrf_vs_seed_notebook"] > 0
+    assert set(out["systems"]) == {"shipped", "tiny", "seed", "retrieval"}
+    assert out["targets"]["chrf_vs_seed"] > 0 and "chrf_vs_seed_our_decoder" not in out["targets"]
     for system in out["systems"].values():
         assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
     ratio = out["systems"]["shipped"]["chrf"] / out["systems"]["retrieval"]["chrf"]
