@@ -9,7 +9,10 @@ log-probability): a consensus reply, chosen by the model's own beliefs. Each can
 the others only: with the usual self-term the model's own reply, which beam search made the most
 probable, wins again (dev chrF 6.25 instead of 7.52). Pure numpy, no TensorFlow.
 
-Tuned on the dev split (never the held-out one): 8 retrieved answers, temperature 1.
+Tuned on the dev split (never the held-out one): 8 retrieved answers, temperature 3. The model's
+log-probabilities favour short generic answers; softening them (dev chrF at temperature 1 / 1.5 / 2 /
+3 / 5 / uniform weights: 7.52 / 7.66 / 7.75 / 7.84 / 7.68 / 7.59; paired bootstrap of 3 against 1:
+[+0.09, +0.63]) lets the agreement among the candidates count for more.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 DEFAULT_CANDIDATES = 8  # retrieved answers weighed beside the model's own reply; 0: generation only
 CHAR_ORDER = 6
 BETA = 2.0
-TEMPERATURE = 1.0
+TEMPERATURE = 3.0
 
 
 def chrf_matrix(texts: Sequence[str], order: int = CHAR_ORDER, beta: float = BETA) -> np.ndarray:
