@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
     parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
     args = parser.parse_args(argv)
+    if sys.stdin.isatty() and sys.stdout.isatty():  # the chat owns the screen
+        from pathlib import Path
+
+        from bot.native_log import NATIVE_LOG, divert_native_stderr
+        divert_native_stderr(Path(args.db).parent / NATIVE_LOG)
     return asyncio.run(_main(args))
 
 

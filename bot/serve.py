@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from bot.metrics import Metrics
+from bot.native_log import NATIVE_LOG, divert_native_stderr
 from bot.paths import default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
@@ -137,8 +138,18 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         if self.server:
-            await self.server.start()
-            log.info("health and metrics on http://%s:%d/healthz and /metrics", self.server.host, self.server.port)
+            try:
+                await self.server.start()
+                log.info("health and metrics on http://%s:%d/healthz and /metrics", self.server.host, self.server.port)
+            except OSError as exc:  # the port is taken, most often by another chatbot
+                where = f"{self.server.host}:{self.server.port}"
+                if not terminal:
+                    log.error("cannot serve /healthz and /metrics on %s: %s. Is another chatbot running? Set "
+                              "http_port (CHATBOT_HTTP_PORT) to a free port, or 0 to turn them off", where, exc.strerror)
+                    return 2
+                log.warning("no /healthz or /metrics: %s is taken (%s); the terminal chat goes on without them",
+                            where, exc.strerror)
+                self.server = None
         await self.store.open()
         await self.worker.start()
         self.metrics.watch(self.worker)
@@ -202,14 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatbot serve: configuration error: {exc}", file=sys.stderr)
         return 2
     from bot.logs import setup_logging
-    setup_logging(settings.log_level, settings.log_json, settings.secrets())
     terminal = not (settings.discord_enabled or settings.slack_enabled)
     if terminal and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(NOTHING_TO_RUN, file=sys.stderr)
         return 2
-    if terminal:  # the chat owns the screen: keep routine logs out of it
+    if terminal:  # the chat owns the screen: TensorFlow's native chatter goes to a file
+        native = divert_native_stderr(Path(settings.db).parent / NATIVE_LOG)
+    setup_logging(settings.log_level, settings.log_json, settings.secrets())
+    if terminal:  # ... and routine logs stay out of it
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-        print("모델을 불러오는 중이에요 (loading the model, about 20 seconds)...", file=sys.stderr, flush=True)
+        print(f"모델을 불러오는 중이에요 (loading the model, about 20 seconds; TensorFlow's own messages go to "
+              f"{native})...", file=sys.stderr, flush=True)
     from core_model.tokenizer import start_jvm
     start_jvm()  # on the main thread, before any worker thread touches Okt
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

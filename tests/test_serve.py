@@ -54,9 +54,14 @@ def test_bad_config_fails_fast_with_key_name(tmp_path, tiny_model_dir):
 
 
 def test_terminal_chat_in_a_pty(tmp_path, tiny_model_dir, tiny_pairs):
+    """As `make run` opens it: stdin, stdout and stderr on one terminal, TensorFlow at its chattiest."""
+    taken = socket.socket()  # another chatbot holds the health port: the terminal chat goes on without it
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, stdin=slave, stdout=slave,
-                            stderr=subprocess.PIPE, env=base_env(tmp_path, tiny_model_dir))
+                            stderr=slave, env=base_env(tmp_path, tiny_model_dir, TF_CPP_MIN_LOG_LEVEL="0",
+                                                       CHATBOT_HTTP_PORT=str(taken.getsockname()[1])))
     os.close(slave)
     out = b""
 
@@ -74,8 +79,27 @@ def test_terminal_chat_in_a_pty(tmp_path, tiny_model_dir, tiny_pairs):
     proc.send_signal(signal.SIGINT)  # Ctrl-C while the chat waits for input: a clean exit
     assert proc.wait(timeout=10) == 0
     os.close(master)
+    screen = out.decode(errors="replace")
+    native_log = tmp_path / "native.log"  # beside the store
+    assert str(native_log) in screen and native_log.exists()
+    assert "absl::InitializeLog" not in screen and "I0000" not in screen and "E0000" not in screen, screen
+    assert f"127.0.0.1:{taken.getsockname()[1]} is taken" in screen
     with sqlite3.connect(tmp_path / "serve.sqlite3") as db:
         assert db.execute("SELECT text FROM exchanges").fetchall() == [(tiny_pairs[0].q,)]
+    taken.close()
+
+
+def test_daemon_refuses_a_taken_health_port_with_a_clear_error(tmp_path, tiny_model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, capture_output=True, timeout=120,
+                              env=base_env(tmp_path, tiny_model_dir, CHATBOT_HTTP_PORT=str(port),
+                                           SLACK_BOT_TOKEN="xoxb-secret-token", SLACK_SIGNING_SECRET=SECRET))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and f"127.0.0.1:{port}" in err and "CHATBOT_HTTP_PORT" in err, err
+    assert "Traceback" not in err and "xoxb-secret-token" not in err
 
 
 def promote_copy(tiny_model_dir, models, version: str):
