@@ -1,7 +1,11 @@
 """`chatbot retrain`: base corpus + logged pairs -> a new model version, promoted only if not worse.
 
 The held-out split is computed on the base corpus exactly as for the shipped model, so held-out
-losses are comparable; logged pairs only ever go to training (repeated `--pair-weight` times).
+figures are comparable; logged pairs only ever go to training (repeated `--pair-weight` times).
+Not worse means both: the generator's held-out loss is not higher, and the replies as the daemon
+gives them (beam search, then the choice among retrieved answers) are not worse in held-out chrF
+beyond noise (the 95% paired-bootstrap interval of the gain lies below zero). The loss alone
+misses what users see: most replies come from the answer bank, which the model only weighs.
 Promotion swaps the `current` symlink atomically; a running daemon follows it (SIGHUP, the
 admin command, or its file watch).
 """
@@ -38,6 +42,15 @@ def heldout_loss_of(model_dir: Path, held, tokenizer) -> float:
                                      for p in held])
 
 
+def daemon_replies(model_dir: Path, questions: list[str]) -> list[str]:
+    """Replies to `questions` as the daemon would give them with this model directory (defaults)."""
+    from core_model.consensus import DEFAULT_CANDIDATES
+    from core_model.decode import DEFAULT_BEAM_WIDTH
+    from scripts.evaluate import model_replies
+
+    return model_replies(str(model_dir), questions, str(DEFAULT_BEAM_WIDTH), DEFAULT_CANDIDATES)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir
 
@@ -66,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or models_dir / ("v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")))
     tokenizer = Tokenizer()
     base_train, held = split(base)
+    if not held:
+        print("chatbot retrain: the base corpus is too small: no pair is held out to judge the new model by",
+              file=sys.stderr)
+        return 2
     base_train, dev = dev_split(base_train)
     cfg = train_config(args)
     print(f"retraining on {len(base_train)} base + {len(logged)} logged pairs (x{args.pair_weight}), "
@@ -73,14 +90,35 @@ def main(argv: list[str] | None = None) -> int:
     manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
                      extra_info={"command": "chatbot retrain " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
+    import sacrebleu
+
+    from scripts.evaluate import chrf_gain_interval
+
+    questions, refs = [p.q for p in held], [p.a for p in held]
+
+    def chrf(replies: list[str]) -> float:
+        return round(sacrebleu.corpus_chrf(replies, [refs]).score, 2)
+
+    new_replies = daemon_replies(out, questions)
+    manifest["heldout_chrf"] = chrf(new_replies)
     new_loss = manifest["heldout_loss"]  # measured by train() the same way, on the same pairs
-    old_loss = heldout_loss_of(baseline_dir, held, tokenizer) if (baseline_dir / "manifest.json").exists() else None
-    print(f"held-out loss: new {new_loss}, current {old_loss} ({baseline_dir})", file=sys.stderr)
-    manifest.update(compared_to={"path": str(baseline_dir), "heldout_loss": old_loss})
+    reasons = []
+    if (baseline_dir / "manifest.json").exists():
+        old_loss = heldout_loss_of(baseline_dir, held, tokenizer)
+        old_replies = daemon_replies(baseline_dir, questions)
+        gain = chrf_gain_interval(new_replies, old_replies, refs)
+        manifest["compared_to"] = {"path": str(baseline_dir), "heldout_loss": old_loss, "chrf_gain_ci95": gain,
+                                   "heldout_chrf": chrf(old_replies)}
+        print(f"held-out loss: new {new_loss}, current {old_loss}; chrF of the replies: new "
+              f"{manifest['heldout_chrf']}, current {manifest['compared_to']['heldout_chrf']} (95% interval of "
+              f"the gain {gain}; {baseline_dir})", file=sys.stderr)
+        if new_loss > old_loss:
+            reasons.append("its held-out loss is higher")
+        if gain[1] < 0:
+            reasons.append("its replies score lower in held-out chrF, beyond noise")
     write_manifest(out, manifest)
-    if old_loss is not None and new_loss > old_loss:
-        print(f"not promoted: the new model is worse on the held-out split; {baseline_dir} stays current",
-              file=sys.stderr)
+    if reasons:
+        print(f"not promoted: {' and '.join(reasons)}; {baseline_dir} stays current", file=sys.stderr)
         return 3
     promote(models_dir, out)
     print(f"promoted {out} as {models_dir / 'current'}", file=sys.stderr)
