@@ -51,6 +51,35 @@ def daemon_replies(model_dir: Path, questions: list[str]) -> list[str]:
     return model_replies(str(model_dir), questions, str(DEFAULT_BEAM_WIDTH), DEFAULT_CANDIDATES)[0]
 
 
+def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) -> list[str]:
+    """Add held-out figures of the new model (and of the one it would replace) to `manifest`;
+    -> the reasons not to promote it (none: promote)."""
+    import sacrebleu
+
+    from scripts.evaluate import chrf_gain_interval
+
+    questions, refs = [p.q for p in held], [p.a for p in held]
+
+    def chrf(replies: list[str]) -> float:
+        return round(sacrebleu.corpus_chrf(replies, [refs]).score, 2)
+
+    new_replies = daemon_replies(new_dir, questions)
+    manifest["heldout_chrf"] = chrf(new_replies)
+    if not (baseline_dir / "manifest.json").exists():
+        return []
+    new_loss = manifest["heldout_loss"]  # measured by train() the same way, on the same pairs
+    old_loss = heldout_loss_of(baseline_dir, held, tokenizer)
+    old_replies = daemon_replies(baseline_dir, questions)
+    gain = chrf_gain_interval(new_replies, old_replies, refs)
+    manifest["compared_to"] = {"path": str(baseline_dir), "heldout_loss": old_loss, "chrf_gain_ci95": gain,
+                               "heldout_chrf": chrf(old_replies)}
+    print(f"held-out loss: new {new_loss}, current {old_loss}; chrF of the replies: new {manifest['heldout_chrf']}, "
+          f"current {manifest['compared_to']['heldout_chrf']} (95% interval of the gain {gain}; {baseline_dir})",
+          file=sys.stderr)
+    return (["its held-out loss is higher"] if new_loss > old_loss else []) + \
+        (["its replies score lower in held-out chrF, beyond noise"] if gain[1] < 0 else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir
 
@@ -90,32 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
                      extra_info={"command": "chatbot retrain " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
-    import sacrebleu
-
-    from scripts.evaluate import chrf_gain_interval
-
-    questions, refs = [p.q for p in held], [p.a for p in held]
-
-    def chrf(replies: list[str]) -> float:
-        return round(sacrebleu.corpus_chrf(replies, [refs]).score, 2)
-
-    new_replies = daemon_replies(out, questions)
-    manifest["heldout_chrf"] = chrf(new_replies)
-    new_loss = manifest["heldout_loss"]  # measured by train() the same way, on the same pairs
-    reasons = []
-    if (baseline_dir / "manifest.json").exists():
-        old_loss = heldout_loss_of(baseline_dir, held, tokenizer)
-        old_replies = daemon_replies(baseline_dir, questions)
-        gain = chrf_gain_interval(new_replies, old_replies, refs)
-        manifest["compared_to"] = {"path": str(baseline_dir), "heldout_loss": old_loss, "chrf_gain_ci95": gain,
-                                   "heldout_chrf": chrf(old_replies)}
-        print(f"held-out loss: new {new_loss}, current {old_loss}; chrF of the replies: new "
-              f"{manifest['heldout_chrf']}, current {manifest['compared_to']['heldout_chrf']} (95% interval of "
-              f"the gain {gain}; {baseline_dir})", file=sys.stderr)
-        if new_loss > old_loss:
-            reasons.append("its held-out loss is higher")
-        if gain[1] < 0:
-            reasons.append("its replies score lower in held-out chrF, beyond noise")
+    reasons = judge(out, baseline_dir, held, tokenizer, manifest)
     write_manifest(out, manifest)
     if reasons:
         print(f"not promoted: {' and '.join(reasons)}; {baseline_dir} stays current", file=sys.stderr)
