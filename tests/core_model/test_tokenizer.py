@@ -26,3 +26,14 @@ def test_round_trip_share_on_all_chatbotdata_answers():
     share = same / len(answers)
     print(f"round trip: {same}/{len(answers)} = {share:.4f}")
     assert share >= 0.99
+
+
+def test_the_jvm_heap_is_capped():
+    """KoNLPy's default 1 GB heap lets the in-process JVM grow ~220 MB more resident memory for nothing."""
+    import jpype
+
+    from core_model.tokenizer import JVM_MAX_HEAP_MB
+
+    Tokenizer()
+    max_heap_mb = jpype.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+    assert 0.8 * JVM_MAX_HEAP_MB <= max_heap_mb <= JVM_MAX_HEAP_MB
