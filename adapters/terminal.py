@@ -110,6 +110,18 @@ async def run_terminal(pipeline: Pipeline, user_id: str, stdin=None, stdout=None
     return 0
 
 
+def prepare_screen(db: str) -> None:
+    """Before an interactive chat loads the model: TensorFlow's native chatter goes to a log file
+    beside the store (`bot.native_log`), and the user is told what the wait is for."""
+    from pathlib import Path
+
+    from bot.native_log import NATIVE_LOG, divert_native_stderr
+
+    log = divert_native_stderr(Path(db).parent / NATIVE_LOG)
+    print(f"모델을 불러오는 중이에요 (loading the model, about 20 seconds; TensorFlow's own messages go to {log})...",
+          file=sys.stderr, flush=True)
+
+
 async def _main(args: argparse.Namespace) -> int:
     from bot.paths import default_model_dir
     from bot.store import Store
@@ -142,11 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
     parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
     args = parser.parse_args(argv)
-    if sys.stdin.isatty() and sys.stdout.isatty():  # the chat owns the screen
-        from pathlib import Path
-
-        from bot.native_log import NATIVE_LOG, divert_native_stderr
-        divert_native_stderr(Path(args.db).parent / NATIVE_LOG)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        prepare_screen(args.db)
     return asyncio.run(_main(args))
 
 

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from bot.metrics import Metrics
-from bot.native_log import NATIVE_LOG, divert_native_stderr
 from bot.paths import default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
@@ -217,13 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     if terminal and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(NOTHING_TO_RUN, file=sys.stderr)
         return 2
-    if terminal:  # the chat owns the screen: TensorFlow's native chatter goes to a file
-        native = divert_native_stderr(Path(settings.db).parent / NATIVE_LOG)
+    if terminal:  # the chat owns the screen: before logging captures stderr
+        from adapters.terminal import prepare_screen
+        prepare_screen(settings.db)
     setup_logging(settings.log_level, settings.log_json, settings.secrets())
-    if terminal:  # ... and routine logs stay out of it
+    if terminal:  # routine logs stay out of the chat
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-        print(f"모델을 불러오는 중이에요 (loading the model, about 20 seconds; TensorFlow's own messages go to "
-              f"{native})...", file=sys.stderr, flush=True)
     from core_model.tokenizer import start_jvm
     start_jvm()  # on the main thread, before any worker thread touches Okt
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
