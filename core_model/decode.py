@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from core_model.model import Seq2Seq
-from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID
+from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, pad_rows
 
 
 DEFAULT_BEAM_WIDTH = 4
@@ -31,11 +31,7 @@ def _run(fn, batch_ids: list[list[int]]) -> list[list[int]]:
     """Right-pad `batch_ids` into one int32 matrix and run the compiled decode on it."""
     if not batch_ids:
         return []
-    width = max(1, max(len(r) for r in batch_ids))
-    padded = np.full((len(batch_ids), width), PAD_ID, np.int32)
-    for i, row in enumerate(batch_ids):
-        padded[i, : len(row)] = row
-    return fn(tf.constant(padded)).numpy().tolist()
+    return fn(tf.constant(pad_rows(batch_ids))).numpy().tolist()
 
 
 def _block_repeated_trigrams(logits: tf.Tensor, seqs: tf.Tensor, prev: tf.Tensor, t: tf.Tensor) -> tf.Tensor:

@@ -10,17 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from core_model.model import Seq2Seq
-from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID
+from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, pad_rows
 
 UNK_PENALTY = 5.0
 CHUNK = 128  # rows per forward pass: bounds the (rows, length, vocabulary) logits to ~100 MB
-
-
-def _pad(rows: list[list[int]]) -> np.ndarray:
-    out = np.full((len(rows), max(1, max(len(r) for r in rows))), PAD_ID, np.int32)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
 
 
 class SequenceScorer:
@@ -52,9 +45,9 @@ class SequenceScorer:
             chunk = order[start:start + CHUNK]
             owners = sorted({rows[k][0] for k in chunk})
             where = {owner: n for n, owner in enumerate(owners)}
-            scores[chunk] = self._fn(tf.constant(_pad([inputs[o] or [PAD_ID] for o in owners])),
+            scores[chunk] = self._fn(tf.constant(pad_rows([inputs[o] or [PAD_ID] for o in owners])),
                                      tf.constant([where[rows[k][0]] for k in chunk], tf.int32),
-                                     tf.constant(_pad([[SOS_ID] + rows[k][1][:-1] for k in chunk])),
-                                     tf.constant(_pad([rows[k][1] for k in chunk]))).numpy()
+                                     tf.constant(pad_rows([[SOS_ID] + rows[k][1][:-1] for k in chunk])),
+                                     tf.constant(pad_rows([rows[k][1] for k in chunk]))).numpy()
         bounds = np.cumsum([0] + [len(options) for options in replies])
         return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
