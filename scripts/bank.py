@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-DEFAULT_DATA = "data/ChatbotData.csv"
+from scripts.train import DEFAULT_DATA
 
 
 def main(argv: list[str] | None = None) -> int:
