@@ -260,11 +260,13 @@ class InferenceWorker:
                 self._decode(live)
 
     @staticmethod
-    def _generate(engine: Engine, batch: list[_Request]) -> list[str]:
+    def _generate(engine: Engine, batch: list[_Request]) -> tuple[list[str], list[str]]:
+        """-> (reply texts, their sources)."""
         if hasattr(engine, "reply_prepared"):
             prepared = [r.prepared if r.prepared_by is engine else engine.prepare(r.text) for r in batch]
-            return engine.reply_prepared(prepared)
-        return engine.reply_batch([r.text for r in batch])
+            pairs = engine.reply_prepared(prepared)
+            return [t for t, _ in pairs], [s for _, s in pairs]
+        return engine.reply_batch([r.text for r in batch]), []
 
     def _decode(self, batch: list[_Request]) -> None:
         with self._swap_lock:
@@ -272,7 +274,7 @@ class InferenceWorker:
             assert engine is not None
             t0 = time.monotonic()
             try:
-                replies = self._generate(engine, batch)
+                replies, sources = self._generate(engine, batch)
             except Exception as exc:  # one bad batch must not kill the worker
                 log.exception("decode failed for a batch of %d", len(batch))
                 self.stats.errors += len(batch)
@@ -281,7 +283,6 @@ class InferenceWorker:
                                              error=f"{type(exc).__name__}: {exc}"))
                 return
             seconds = time.monotonic() - t0
-            sources = list(getattr(engine, "last_sources", None) or [])
         done = time.monotonic()
         self.stats.batches += 1
         self.stats.replies += len(batch)

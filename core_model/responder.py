@@ -72,8 +72,10 @@ class Responder:
         """One batched decode for all `texts`; every reply is normalized and cannot ping anyone."""
         return [text for text, _ in self.reply_batch_detailed(texts)]
 
-    def reply_prepared(self, batch: list[Prepared]) -> list[str]:
-        return [text for text, _ in self._replies(batch)]
+    def reply_prepared(self, batch: list[Prepared]) -> list[tuple[str, str]]:
+        """(reply, source) per prepared message; source is "model" (its own words) or "bank"."""
+        replies = self._replies(batch)
+        return [(text, source) for (text, _), source in zip(replies, self.last_sources)]
 
     def reply_batch_detailed(self, texts: list[str]) -> list[tuple[str, bool]]:
         """(reply, whether it ended by <eos> rather than the length limit) per text."""
