@@ -1,4 +1,4 @@
-"""Prometheus metrics for the daemon (one registry per daemon, so tests can run several)."""
+"""Prometheus metrics for the daemon (one registry per daemon, so tests can run several and read them)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -22,6 +22,7 @@ class Metrics:
                                         buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
         self.reply_sources = Counter("chatbot_replies_by_source", "Replies by origin: the model's own words, "
                                      "or an answer from its answer bank", ["source"], registry=r)
+        self.reloads = Counter("chatbot_model_reloads", "Model reloads, by result", ["result"], registry=r)
         self.model = Info("chatbot_model", "The model being served", registry=r)
 
     def received(self, platform: str) -> None:
@@ -37,6 +38,7 @@ class Metrics:
     def watch(self, worker: InferenceWorker) -> None:
         self.queue_depth.set_function(worker.queue_depth)
         worker.on_batch.append(self._on_batch)
+        worker.on_reload.append(lambda ok: self.reloads.labels("ok" if ok else "failed").inc())
         self.set_model(worker.version or "none")
 
     def set_model(self, version: str) -> None:
@@ -47,6 +49,10 @@ class Metrics:
         self.decode_seconds.observe(seconds)
         for source in sources:
             self.reply_sources.labels(source).inc()
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's current value (0 if never observed): what tests and /metrics readers see."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -58,7 +58,7 @@ class Pipeline:
             result = WorkerResult(Outcome.RATE_LIMITED, USER_TEXT[Outcome.RATE_LIMITED], self.worker.version)
         else:
             try:
-                result = await self.worker.reply(msg.text)
+                result = await self.worker.reply(normalize(msg.text))
             except Exception as exc:  # the worker promises not to raise; belt and braces for users
                 log.exception("worker failed")
                 result = WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], self.worker.version, error=str(exc))

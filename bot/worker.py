@@ -21,22 +21,23 @@ from typing import Protocol
 
 from bot.messages import USER_TEXT, Outcome, WorkerResult
 from core_model.consensus import DEFAULT_CANDIDATES
-from core_model.text import normalize
 
 log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """What the worker needs of a model (core_model.responder.Responder provides it).
+    """Everything the worker uses of a model (core_model.responder.Responder provides it).
 
-    An engine may also offer `prepare(text)` and `reply_prepared(prepared)`: then tokenizing
-    runs on the prepare thread, overlapping the decode of the previous batch. An engine that sets
-    `last_sources` (where each reply of its last batch came from: "model", "bank") feeds the metrics.
+    `prepare` runs on the prepare thread (tokenizing with Okt), overlapping the decode of the previous
+    batch on the decode thread; `reply_prepared` answers a whole batch at once, each reply with its
+    source ("model": the model's own words, "bank": an answer from its bank) for the metrics.
     """
     version: str
     device: str
 
-    def reply_batch(self, texts: list[str]) -> list[str]: ...
+    def prepare(self, text: str) -> object: ...
+
+    def reply_prepared(self, batch: list[object]) -> list[tuple[str, str]]: ...
 
 
 @dataclass
@@ -52,17 +53,6 @@ class ReloadResult:
     ok: bool
     version: str | None
     error: str | None = None
-
-
-@dataclass
-class WorkerStats:
-    replies: int = 0
-    overloads: int = 0
-    timeouts: int = 0
-    errors: int = 0
-    batches: int = 0
-    reloads: int = 0
-    reload_failures: int = 0
 
 
 @dataclass(eq=False)
@@ -103,7 +93,6 @@ class InferenceWorker:
                  engine_factory: Callable[[str | Path], Engine] = load_engine) -> None:
         self.model_dir = Path(model_dir)
         self.config = config or WorkerConfig()
-        self.stats = WorkerStats()
         self._factory = engine_factory
         self._engine: Engine | None = None
         self._swap_lock = threading.Lock()  # held while a batch decodes; a reload swaps between batches
@@ -114,8 +103,9 @@ class InferenceWorker:
         self._ready: queue.Queue = queue.Queue(maxsize=self.config.max_batch)
         self._threads: list[threading.Thread] = []
         self._accepting = False
-        # Metrics hooks: (batch size, seconds, where each reply came from; empty if the engine does not say).
+        # Metrics hooks: (batch size, seconds, where each reply came from), and whether a reload worked.
         self.on_batch: list[Callable[[int, float, list[str]], None]] = []
+        self.on_reload: list[Callable[[bool], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -150,19 +140,21 @@ class InferenceWorker:
 
     @property
     def device(self) -> str | None:
-        return getattr(self._engine, "device", None)
+        return self._engine.device if self._engine else None
 
     def queue_depth(self) -> int:
         return self._queue.qsize() + self._ready.qsize()
 
     # -- requests -------------------------------------------------------------------------------
     async def reply(self, text: str, timeout_s: float | None = None) -> WorkerResult:
-        """Exactly one outcome per call: replied, empty, overloaded, timeout or error."""
+        """Exactly one outcome per call: replied, empty, overloaded, timeout or error.
+
+        `text` is normalized already (the pipeline does it once, at intake); the engine may rely on it.
+        """
         started = time.monotonic()
-        if not normalize(text):
+        if not text.strip():
             return WorkerResult(Outcome.EMPTY, USER_TEXT[Outcome.EMPTY], self.version)
         if not self._accepting:
-            self.stats.overloads += 1
             return WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.version,
                                 error="worker is not accepting requests")
         loop = asyncio.get_running_loop()
@@ -171,14 +163,12 @@ class InferenceWorker:
         try:
             self._queue.put_nowait(req)
         except queue.Full:
-            self.stats.overloads += 1
             return WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.version,
                                 error="queue full")
         try:
             return await asyncio.wait_for(asyncio.shield(req.future), timeout)
         except asyncio.TimeoutError:
             req.cancelled = True
-            self.stats.timeouts += 1
             return WorkerResult(Outcome.TIMEOUT, USER_TEXT[Outcome.TIMEOUT], self.version,
                                 (time.monotonic() - started) * 1000, error=f"no reply within {timeout:g}s")
 
@@ -192,14 +182,18 @@ class InferenceWorker:
         try:
             engine = await loop.run_in_executor(None, self._factory, target)
         except Exception as exc:
-            self.stats.reload_failures += 1
             log.error("model reload from %s failed, still serving %s: %s", target, self.version, exc)
+            self._reloaded(False)
             return ReloadResult(False, self.version, str(exc))
         await loop.run_in_executor(None, self._swap, engine)
         self.model_dir = target
-        self.stats.reloads += 1
+        self._reloaded(True)
         log.info("model reloaded: now serving %s from %s", engine.version, target)
         return ReloadResult(True, engine.version)
+
+    def _reloaded(self, ok: bool) -> None:
+        for hook in self.on_reload:
+            hook(ok)
 
     def _swap(self, engine: Engine) -> None:
         with self._swap_lock:
@@ -212,16 +206,14 @@ class InferenceWorker:
             item = self._queue.get()
             if item is not _STOP and not item.cancelled:
                 engine = self._engine
-                prepare = getattr(engine, "prepare", None)
-                if prepare is not None:
-                    try:
-                        item.prepared, item.prepared_by = prepare(item.text), engine
-                    except Exception as exc:
-                        log.exception("preparing a request failed")
-                        self.stats.errors += 1
-                        item.resolve(WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], self.version,
-                                                  error=f"{type(exc).__name__}: {exc}"))
-                        continue
+                assert engine is not None
+                try:
+                    item.prepared, item.prepared_by = engine.prepare(item.text), engine
+                except Exception as exc:
+                    log.exception("preparing a request failed")
+                    item.resolve(WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], self.version,
+                                              error=f"{type(exc).__name__}: {exc}"))
+                    continue
             self._ready.put(item)
             if item is _STOP:
                 return
@@ -261,12 +253,10 @@ class InferenceWorker:
 
     @staticmethod
     def _generate(engine: Engine, batch: list[_Request]) -> tuple[list[str], list[str]]:
-        """-> (reply texts, their sources)."""
-        if hasattr(engine, "reply_prepared"):
-            prepared = [r.prepared if r.prepared_by is engine else engine.prepare(r.text) for r in batch]
-            pairs = engine.reply_prepared(prepared)
-            return [t for t, _ in pairs], [s for _, s in pairs]
-        return engine.reply_batch([r.text for r in batch]), []
+        """-> (reply texts, their sources). A request prepared by an engine since swapped out is prepared again."""
+        prepared = [r.prepared if r.prepared_by is engine else engine.prepare(r.text) for r in batch]
+        pairs = engine.reply_prepared(prepared)
+        return [text for text, _ in pairs], [source for _, source in pairs]
 
     def _decode(self, batch: list[_Request]) -> None:
         with self._swap_lock:
@@ -277,15 +267,12 @@ class InferenceWorker:
                 replies, sources = self._generate(engine, batch)
             except Exception as exc:  # one bad batch must not kill the worker
                 log.exception("decode failed for a batch of %d", len(batch))
-                self.stats.errors += len(batch)
                 for req in batch:
                     req.resolve(WorkerResult(Outcome.ERROR, USER_TEXT[Outcome.ERROR], engine.version,
                                              error=f"{type(exc).__name__}: {exc}"))
                 return
             seconds = time.monotonic() - t0
         done = time.monotonic()
-        self.stats.batches += 1
-        self.stats.replies += len(batch)
         for hook in self.on_batch:
             hook(len(batch), seconds, sources)
         for req, text in zip(batch, replies):

@@ -1,9 +1,10 @@
-"""Local fakes of outside services, served on 127.0.0.1 (real HTTP, no mocks)."""
+"""Fakes shared by tests: outside services served on 127.0.0.1 (real HTTP, no mocks) and a model-less engine."""
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import threading
 import time
 from urllib.parse import parse_qsl
 
@@ -62,3 +63,39 @@ class FakeSlackAPI:
             except asyncio.TimeoutError:
                 break
         return self.posts
+
+
+class FakeEngine:
+    """A worker engine without a model: implements bot.worker.Engine with a plain function.
+
+    `reply(text)` makes each reply (change it between messages to change what the bot says);
+    `batches` records each decoded batch's size; an optional `gate` holds decoding until set,
+    so a test decides when the worker may proceed.
+    """
+
+    def __init__(self, reply=lambda text: text, version: str = "fake-1", device: str = "CPU",
+                 source: str = "model", gate: threading.Event | None = None) -> None:
+        self.reply, self.version, self.device, self.source, self.gate = reply, version, device, source, gate
+        self.batches: list[int] = []
+
+    def prepare(self, text: str) -> str:
+        return text
+
+    def reply_prepared(self, batch: list[object]) -> list[tuple[str, str]]:
+        if self.gate is not None:
+            self.gate.wait(30)
+        self.batches.append(len(batch))
+        return [(self.reply(str(text)), self.source) for text in batch]
+
+
+class EngineSwitch:
+    """An `engine_factory` whose next engine the test chooses; `await worker.reload()` swaps it in.
+
+    Tests change what the bot says through the worker's own seam instead of replacing its internals.
+    """
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def __call__(self, _model_dir):
+        return self.engine

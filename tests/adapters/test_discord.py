@@ -12,19 +12,17 @@ from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
+from tests.fakes import EngineSwitch, FakeEngine
 
 
-class Echo:
-    """A real worker engine that echoes hostile or long text back (the tiny model is used elsewhere)."""
-    version, device = "echo-1", "CPU"
-
-    def reply_batch(self, texts):
-        return [t.removeprefix("echo ") for t in texts]
+@pytest.fixture
+def engines(tiny_responder):
+    return EngineSwitch(tiny_responder)
 
 
 @pytest_asyncio.fixture
-async def env(tmp_path, tiny_responder):
-    worker = InferenceWorker("unused", WorkerConfig(), engine_factory=lambda _: tiny_responder)
+async def env(tmp_path, engines):
+    worker = InferenceWorker("unused", WorkerConfig(), engine_factory=engines)
     await worker.start()
     store = await Store(tmp_path / "db.sqlite3").open()
     adapter = DiscordAdapter(Pipeline(worker, store, RateLimiter(per_minute=1, burst=3)))
@@ -102,9 +100,11 @@ async def test_dm_reply(env, tiny_pairs):
     assert dpytest.get_message().content == tiny_pairs[2].a
 
 
-async def test_everyone_in_output_does_not_ping_and_long_reply_is_split(env):
+async def test_everyone_in_output_does_not_ping_and_long_reply_is_split(env, engines):
     adapter, _, payloads = env
-    adapter.pipeline.worker._engine = Echo()
+    # An engine that echoes hostile or long text back (the tiny model is used elsewhere), put in by a reload.
+    echo = engines.engine = FakeEngine(lambda text: text.removeprefix("echo "), version="echo-1")
+    assert (await adapter.pipeline.worker.reload()).version == "echo-1"
     _, channel, alice, _ = cfg()
     me = adapter.client.user
     await dpytest.message(f"<@{me.id}> echo @everyone <@&123456789012345678> 모여", channel=channel, member=alice)
@@ -113,7 +113,7 @@ async def test_everyone_in_output_does_not_ping_and_long_reply_is_split(env):
     assert payloads[-1]["allowed_mentions"]["parse"] == []
     await dpytest.message(f"<@{me.id}> echo " + "가나다 " * 130, channel=channel, member=alice)
     # normalization caps input at 500 characters; the echo engine doubles nothing, so force a long reply:
-    adapter.pipeline.worker._engine.reply_batch = lambda texts: ["긴답 " * 900 for _ in texts]
+    echo.reply = lambda text: "긴답 " * 900
     await dpytest.message(f"<@{me.id}> 길게", channel=channel, member=alice)
     pieces = [dpytest.get_message() for _ in range(2)]
     while not dpytest.sent_queue.empty():

@@ -12,14 +12,14 @@ from adapters.slack import SlackAdapter
 from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
-from tests.fakes import FakeSlackAPI
+from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI
 
 SECRET = "test-signing-secret"
 
 
 class Env:
-    def __init__(self, adapter, api, store, session):
-        self.adapter, self.api, self.store, self.session = adapter, api, store, session
+    def __init__(self, adapter, api, store, session, engines):
+        self.adapter, self.api, self.store, self.session, self.engines = adapter, api, store, session, engines
         self.url = f"http://127.0.0.1:{adapter.http_port}/slack/events"
         self.n = 0
 
@@ -57,14 +57,15 @@ def mention(text: str, ts: str, user="U1", channel="C1", **extra) -> dict:
 @pytest_asyncio.fixture
 async def env(tmp_path, tiny_responder):
     api = await FakeSlackAPI().start()
-    worker = InferenceWorker("unused", WorkerConfig(), engine_factory=lambda _: tiny_responder)
+    engines = EngineSwitch(tiny_responder)
+    worker = InferenceWorker("unused", WorkerConfig(), engine_factory=engines)
     await worker.start()
     store = await Store(tmp_path / "db.sqlite3").open()
     adapter = SlackAdapter(Pipeline(worker, store), bot_token="xoxb-secret-token", signing_secret=SECRET,
                            http_host="127.0.0.1", http_port=0, api_url=api.url)
     await adapter.run()
     async with aiohttp.ClientSession() as session:
-        yield Env(adapter, api, store, session)
+        yield Env(adapter, api, store, session, engines)
     await adapter.close()
     await worker.stop()
     await store.close()
@@ -118,13 +119,9 @@ async def test_retried_and_concurrent_duplicates_reply_once(env, tiny_pairs):
 
 
 async def test_broadcast_text_is_escaped(env):
-    class Echo:
-        version, device = "echo", "CPU"
-
-        def reply_batch(self, texts):
-            return ["<!channel> <!here> <!everyone> <@U123> <!subteam^S1> @everyone a<b>c & 끝" for _ in texts]
-
-    env.adapter.pipeline.worker._engine = Echo()
+    env.engines.engine = FakeEngine(lambda _: "<!channel> <!here> <!everyone> <@U123> <!subteam^S1> @everyone a<b>c & 끝",
+                                    version="echo")
+    assert (await env.adapter.pipeline.worker.reload()).version == "echo"
     await env.event(mention("아무거나", "333.000"))
     (post,) = await env.api.wait_posts(1)
     text = post["text"]

@@ -4,8 +4,8 @@ import json
 import shutil
 import threading
 
-
 from bot.messages import Outcome
+from bot.metrics import Metrics
 from bot.worker import InferenceWorker, WorkerConfig, load_engine
 
 
@@ -19,21 +19,26 @@ class Gated:
         self.gate = threading.Event()
         self.batches: list[int] = []
 
-    def reply_batch(self, texts):
+    def prepare(self, text):
+        return self.engine.prepare(text)
+
+    def reply_prepared(self, batch):
         self.gate.wait(30)
-        self.batches.append(len(texts))
-        return self.engine.reply_batch(texts)
+        self.batches.append(len(batch))
+        return self.engine.reply_prepared(batch)
 
 
-async def started(engine, **cfg) -> InferenceWorker:
+async def started(engine, metrics: Metrics | None = None, **cfg) -> InferenceWorker:
     worker = InferenceWorker("unused", WorkerConfig(**cfg), engine_factory=lambda _: engine)
     await worker.start()
+    if metrics is not None:
+        metrics.watch(worker)
     return worker
 
 
 async def test_concurrent_requests_get_their_own_replies_in_batches(tiny_responder, tiny_pairs):
-    gated = Gated(tiny_responder)
-    worker = await started(gated, max_batch=16, batch_window_ms=20)
+    gated, metrics = Gated(tiny_responder), Metrics()
+    worker = await started(gated, metrics, max_batch=16, batch_window_ms=20)
     tasks = [asyncio.create_task(worker.reply(p.q)) for p in tiny_pairs * 2]
     await asyncio.sleep(0.05)
     gated.gate.set()
@@ -43,7 +48,8 @@ async def test_concurrent_requests_get_their_own_replies_in_batches(tiny_respond
     assert [r.text for r in results] == alone * 2
     assert all(r.outcome is Outcome.REPLIED for r in results)
     assert max(gated.batches) == 16 and sum(gated.batches) == 100
-    assert worker.stats.replies == 100 and worker.stats.batches == len(gated.batches)
+    assert metrics.value("chatbot_batch_size_sum") == 100
+    assert metrics.value("chatbot_batch_size_count") == len(gated.batches)
 
 
 async def test_full_queue_answers_overloaded_at_once(tiny_responder):
@@ -60,7 +66,7 @@ async def test_full_queue_answers_overloaded_at_once(tiny_responder):
     await worker.stop()
     assert len(results) == 20  # every request got exactly one outcome
     assert sum(r.outcome is Outcome.REPLIED for r in results) == 20 - len(overloaded)
-    assert worker.stats.overloads == len(overloaded)
+    assert sum(r.outcome is Outcome.OVERLOADED for r in results) == len(overloaded)
 
 
 async def test_timeouts_and_empty_input(tiny_responder):
@@ -70,7 +76,7 @@ async def test_timeouts_and_empty_input(tiny_responder):
     assert first.outcome is Outcome.TIMEOUT and second.outcome is Outcome.TIMEOUT
     assert "오래" in first.text
     gated.gate.set()
-    empty = await worker.reply(" \u200b\x00 ")
+    empty = await worker.reply("  ")  # normalized text (the pipeline normalizes; see test_pipeline)
     assert empty.outcome is Outcome.EMPTY
     ok = await worker.reply("안녕", timeout_s=30)
     assert ok.outcome is Outcome.REPLIED
@@ -99,12 +105,17 @@ async def test_hot_reload_swaps_between_batches_and_refuses_corrupt(tiny_model_d
     manifest["version"] = "v2-test"
     (v2 / "manifest.json").write_text(json.dumps(manifest))
 
+    made = []  # every engine the factory built: the worker's own seam, not its internals
+
     def factory(path):
-        return Gated(load_engine(path))
+        made.append(Gated(load_engine(path)))
+        return made[-1]
 
     worker = InferenceWorker(tiny_model_dir, WorkerConfig(max_batch=64), engine_factory=factory)
+    metrics = Metrics()
     await worker.start()
-    old_engine = worker._engine
+    metrics.watch(worker)
+    old_engine = made[0]
     old_version = worker.version
     in_flight = [asyncio.create_task(worker.reply(p.q)) for p in tiny_pairs[:10]]
     await asyncio.sleep(0.1)  # the batch is now decoding (held at the gate)
@@ -115,7 +126,8 @@ async def test_hot_reload_swaps_between_batches_and_refuses_corrupt(tiny_model_d
     assert result.ok and result.version == "v2-test"
     first = await asyncio.gather(*in_flight)
     assert {r.model_version for r in first} == {old_version}
-    worker._engine.gate.set()
+    assert len(made) == 2
+    made[-1].gate.set()
     after = await worker.reply(tiny_pairs[0].q)
     assert after.model_version == "v2-test" and after.text == tiny_pairs[0].a
 
@@ -128,5 +140,6 @@ async def test_hot_reload_swaps_between_batches_and_refuses_corrupt(tiny_model_d
     assert not missing.ok and "not a model directory" in missing.error
     still = await worker.reply(tiny_pairs[1].q)
     assert still.model_version == "v2-test" and still.outcome is Outcome.REPLIED
-    assert worker.stats.reload_failures == 2
+    assert metrics.value("chatbot_model_reloads_total", result="failed") == 2
+    assert metrics.value("chatbot_model_reloads_total", result="ok") == 1
     await worker.stop()
