@@ -13,6 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends default-jre-hea
 RUN useradd --create-home --uid 10001 chatbot && mkdir -p /data && chown chatbot /data
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY chatbot chatbot
 COPY core_model core_model
 COPY bot bot
 COPY adapters adapters

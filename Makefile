@@ -1,5 +1,5 @@
 # make run: install into .venv, then start the bot (terminal chat when no platform token is set).
-# make test: install into .venv, then run the test suite.
+# make test: install into .venv, then lint (ruff) and run the test suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,6 +26,7 @@ run: install
 	$(BIN)/chatbot serve
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -1,5 +1,7 @@
 """Discord adapter (discord.py): DMs and mentions in, safe replies out, reactions as feedback.
 
+It only translates: a discord.py message becomes an `Incoming` (who, where, whether it is
+addressed to the bot or written by one, `!teach`/`!forget`/`!reload`), and the pipeline decides.
 Everything sent uses `AllowedMentions.none()` (set on the client and on every call), so no
 reply can ping anyone whatever its text. All model work happens in the worker; handlers only
 await it, so the gateway heartbeat is never blocked. Reconnects and HTTP 429s are left to
@@ -9,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 import discord
 from discord import app_commands
 
-from adapters.common import (ATTACHMENT_ONLY, FORGET_ASK, FORGET_DONE, TEACH_DONE, TEACH_NONE, TEACH_USAGE,
-                             ForgetConfirmations, allowed, split_text)
+from adapters.common import split_text
+from bot.adapter import AdapterState
+from bot.commands import FORGET_DONE
 from bot.messages import Incoming
 from bot.pipeline import Pipeline
 from core_model.text import neutralize_mentions
@@ -25,21 +27,17 @@ PLATFORM = "discord"
 LIMIT = 2000
 FEEDBACK = {"👍": "good", "👎": "bad"}
 NO_PINGS = discord.AllowedMentions.none()
+COMMANDS = ("!teach", "!forget", "!reload")
 
 
 class DiscordAdapter:
     name = PLATFORM
 
-    def __init__(self, pipeline: Pipeline, token: str = "", *, allow_guilds: tuple[str, ...] = (),
-                 allow_channels: tuple[str, ...] = (), admin_users: tuple[str, ...] = (),
-                 on_reload: Callable[[], Awaitable[str]] | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, token: str = "") -> None:
         self.pipeline = pipeline
         self._token = token
-        self.allow_guilds, self.allow_channels, self.admin_users = allow_guilds, allow_channels, admin_users
-        self.on_reload = on_reload
-        self.state = "created"
+        self.state = AdapterState.CREATED
         self.intake = True
-        self.forget = ForgetConfirmations()
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it in the developer portal too
         intents.dm_messages = intents.guild_messages = intents.reactions = True
@@ -48,27 +46,27 @@ class DiscordAdapter:
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def start(self) -> None:
         """Connect and serve until closed; raises RuntimeError with a clear reason on fatal errors."""
-        self.state = "connecting"
+        self.state = AdapterState.CONNECTING
         try:
             await self.client.start(self._token)
         except discord.LoginFailure:
-            self.state = "failed: Discord refused the token"
+            self.state = AdapterState.FAILED
             raise RuntimeError("Discord refused the token (DISCORD_TOKEN is invalid or revoked)") from None
         except discord.PrivilegedIntentsRequired:
-            self.state = "failed: message content intent not enabled"
+            self.state = AdapterState.FAILED
             raise RuntimeError("Discord refused the message content intent: enable 'Message Content Intent' "
                                "for this bot in the developer portal (Bot tab)") from None
         finally:
-            if not self.state.startswith("failed"):
-                self.state = "stopped"
+            if self.state is not AdapterState.FAILED:
+                self.state = AdapterState.STOPPED
 
     async def stop_intake(self) -> None:
         """Ignore new messages; replies already being made still go out."""
         self.intake = False
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if not self.client.is_closed():
             await self.client.close()
 
@@ -78,7 +76,7 @@ class DiscordAdapter:
 
         @client.event
         async def on_ready() -> None:
-            self.state = "running"
+            self.state = AdapterState.RUNNING
             log.info("discord: connected as %s (%s) in %d guilds", client.user, client.user.id, len(client.guilds))
             try:
                 await self.tree.sync()
@@ -92,18 +90,21 @@ class DiscordAdapter:
         @client.event
         async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
             kind = FEEDBACK.get(str(payload.emoji))
-            if kind and self.pipeline.store and client.user and payload.user_id != client.user.id:
-                await self.pipeline.store.mark_reply(PLATFORM, str(payload.message_id), str(payload.user_id), kind)
+            if kind and client.user and payload.user_id != client.user.id:
+                await self.pipeline.feedback(PLATFORM, str(payload.user_id), kind, reply_id=str(payload.message_id))
 
         @self.tree.command(name="teach", description="내 마지막 질문에 원했던 답을 알려 주기")
         async def teach(interaction: discord.Interaction, answer: str) -> None:
-            text = await self._teach(str(interaction.user.id), str(interaction.channel_id), answer)
+            text = await self.pipeline.command(Incoming(
+                PLATFORM, str(interaction.user.id), f"/teach {answer}", channel=str(interaction.channel_id),
+                command="teach"))
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
         @self.tree.command(name="forget", description="내 대화 기록을 모두 지우기")
         async def forget(interaction: discord.Interaction, confirm: bool = False) -> None:
             user = str(interaction.user.id)
-            text = await self._forget(user) if confirm else "지우려면 `/forget confirm:True` 로 다시 실행해 주세요."
+            text = (FORGET_DONE.format(n=await self.pipeline.forget(PLATFORM, user)) if confirm
+                    else "지우려면 `/forget confirm:True` 로 다시 실행해 주세요.")
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
     def _addressed(self, message: discord.Message) -> bool:
@@ -121,49 +122,29 @@ class DiscordAdapter:
         me = self.client.user
         return re.sub(rf"<@!?{me.id}>", " ", content).strip() if me else content.strip()
 
-    async def handle_message(self, message: discord.Message) -> None:
-        author = message.author
-        if not self.intake or author.bot or message.webhook_id is not None:
-            return
-        if self.client.user and author.id == self.client.user.id:
-            return
-        if not self._addressed(message):
-            return
-        guild_id = str(message.guild.id) if message.guild else None
-        channel_id = str(message.channel.id)
-        if message.guild is not None and not (allowed(self.allow_guilds, guild_id)
-                                              and allowed(self.allow_channels, channel_id)):
-            return
+    def incoming(self, message: discord.Message) -> Incoming:
+        """The message as the pipeline sees it: who, where, and what the bot was told."""
+        me, author = self.client.user, message.author
         text = self._strip_mention(message.content)
-        user = str(author.id)
-        command, _, arg = text.partition(" ")
-        if command == "!teach":
-            await self._send(message, await self._teach(user, channel_id, arg) if arg.strip()
-                             else TEACH_USAGE.format(command="!teach"))
-            return
-        if command == "!forget":
-            if arg.strip() in ("확인", "confirm") and self.forget.confirm(user):
-                await self._send(message, await self._forget(user))
-            else:
-                self.forget.ask(user)
-                await self._send(message, FORGET_ASK.format(command="!forget"))
-            return
-        if command == "!reload" and user in self.admin_users and self.on_reload:
-            await self._send(message, await self.on_reload())
-            return
-        if not text and message.attachments:
-            await self._send(message, ATTACHMENT_ONLY)
-            return
-        incoming = Incoming(PLATFORM, user, text, raw_text=message.content, workspace=guild_id,
-                            channel=channel_id, message_id=str(message.id))
-        async with self.pipeline.handling():
-            async with message.channel.typing():
-                result = await self.pipeline.ask(incoming)
-            sent = await self._send(message, result.text)
-            await self.pipeline.record(incoming, result, str(sent.id) if sent else None)
+        name = text.partition(" ")[0]
+        return Incoming(
+            PLATFORM, str(author.id), text, raw_text=message.content,
+            workspace=str(message.guild.id) if message.guild else None, channel=str(message.channel.id),
+            message_id=str(message.id),
+            from_bot=author.bot or message.webhook_id is not None or (me is not None and author.id == me.id),
+            addressed=self._addressed(message), private=message.guild is None,
+            command=name[1:] if name in COMMANDS else None, attachments=len(message.attachments))
 
-    async def _send(self, message: discord.Message, text: str) -> discord.Message | None:
-        """Reply to `message` (split at 2,000 characters); never pings; never raises into discord.py."""
+    async def handle_message(self, message: discord.Message) -> None:
+        if not self.intake:
+            return
+        await self.pipeline.handle(self.incoming(message), lambda text: self._send(message, text),
+                                   typing=message.channel.typing)
+
+    async def _send(self, message: discord.Message, text: str) -> str | None:
+        """Reply to `message` (split at 2,000 characters); never pings; never raises into discord.py.
+
+        Returns the id of the first message sent (reactions on it are feedback)."""
         first = None
         try:
             for piece in split_text(neutralize_mentions(text), LIMIT):
@@ -171,14 +152,4 @@ class DiscordAdapter:
                 first = first or sent
         except discord.HTTPException as exc:
             log.warning("discord: could not send a reply in channel %s: %s", message.channel.id, exc)
-        return first
-
-    async def _teach(self, user: str, channel: str, answer: str) -> str:
-        store = self.pipeline.store
-        ok = store is not None and await store.mark_last(PLATFORM, user, channel, "teach", answer.strip())
-        return TEACH_DONE if ok else TEACH_NONE
-
-    async def _forget(self, user: str) -> str:
-        store = self.pipeline.store
-        n = await store.forget_user(PLATFORM, user) if store else 0
-        return FORGET_DONE.format(n=n)
+        return str(first.id) if first else None

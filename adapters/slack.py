@@ -2,22 +2,22 @@
 
 Bolt acknowledges each event at once and runs our listener afterwards (process_before_response
 is off), so Slack never retries because the model was slow. Slack may still deliver an event
-twice (`X-Slack-Retry-Num`, or the same `event_id` again): the event id is recorded in the store
-before any work (INSERT OR IGNORE), so a user gets exactly one reply, across restarts too.
+twice (`X-Slack-Retry-Num`, or the same `event_id` again): the adapter passes the event id on as
+the delivery id, and the pipeline's dedupe step records it before any work (INSERT OR IGNORE in the
+store), so a user gets exactly one reply, across restarts too. Like every adapter it only
+translates events to `Incoming` and replies back; the pipeline decides what to answer.
 HTTP mode keeps bolt's signature verification (401 for missing, wrong or stale signatures).
 """
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.common import (FORGET_ASK, FORGET_DONE, TEACH_DONE, TEACH_NONE, TEACH_USAGE, ForgetConfirmations,
-                             allowed)
+from bot.adapter import AdapterState
 from bot.messages import Incoming
 from bot.pipeline import Pipeline
 from core_model.text import neutralize_mentions
@@ -41,17 +41,11 @@ class SlackAdapter:
     name = PLATFORM
 
     def __init__(self, pipeline: Pipeline, *, bot_token: str, signing_secret: str = "", app_token: str = "",
-                 http_host: str = "0.0.0.0", http_port: int = 3000, api_url: str = "",
-                 allow_channels: tuple[str, ...] = (), admin_users: tuple[str, ...] = (),
-                 on_reload: Callable[[], Awaitable[str]] | None = None) -> None:
+                 http_host: str = "0.0.0.0", http_port: int = 3000, api_url: str = "") -> None:
         self.pipeline = pipeline
-        self.allow_channels, self.admin_users = allow_channels, admin_users
-        self.on_reload = on_reload
         self.http_host, self.http_port = http_host, http_port
         self._app_token = app_token
-        self.state = "created"
-        self.forget = ForgetConfirmations()
-        self._seen: set[str] = set()  # dedupe when there is no store; bounded below
+        self.state = AdapterState.CREATED
         client = AsyncWebClient(token=bot_token, base_url=api_url or AsyncWebClient.BASE_URL)
         self.app = AsyncApp(client=client, signing_secret=signing_secret or None,
                             request_verification_enabled=not app_token, logger=logging.getLogger("slack_bolt"))
@@ -64,9 +58,9 @@ class SlackAdapter:
         return "socket" if self._app_token else "http"
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Start listening (returns once listening; `close()` stops)."""
-        self.state = "connecting"
+    async def start(self) -> None:
+        """Start listening (returns once listening; `stop()` stops)."""
+        self.state = AdapterState.CONNECTING
         try:
             if self._app_token:
                 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -80,24 +74,24 @@ class SlackAdapter:
                 if self.http_port == 0:
                     self.http_port = self._runner.addresses[0][1]
         except Exception as exc:
-            self.state = f"failed: {type(exc).__name__}"
+            self.state = AdapterState.FAILED
             raise RuntimeError(f"Slack {self.mode} mode could not start: {type(exc).__name__}: {exc}") from None
-        self.state = "running"
+        self.state = AdapterState.RUNNING
         log.info("slack: listening in %s mode%s", self.mode,
                  f" on {self.http_host}:{self.http_port}/slack/events" if self.mode == "http" else "")
 
     async def stop_intake(self) -> None:
         """Stop receiving events; replies already being made still go out (the Web API client stays)."""
-        await self.close()
+        await self.stop()
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.state = "stopped"
+        self.state = AdapterState.STOPPED
 
     # -- listeners ------------------------------------------------------------------------------
     def _register(self) -> None:
@@ -109,70 +103,46 @@ class SlackAdapter:
 
         @app.event("message")
         async def on_message(event: dict, body: dict, client: AsyncWebClient) -> None:
-            if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-                return  # bot messages, edits, joins and other subtypes
             await self.handle_event(event, body, client, thread=bool(event.get("thread_ts")))
 
         @app.event("reaction_added")
         async def on_reaction(event: dict) -> None:
             kind = FEEDBACK.get(event.get("reaction", "").split("::")[0])
             item = event.get("item") or {}
-            if kind and item.get("type") == "message" and self.pipeline.store:
-                await self.pipeline.store.mark_reply(PLATFORM, item.get("ts", ""), event.get("user", ""), kind)
+            if kind and item.get("type") == "message":
+                await self.pipeline.feedback(PLATFORM, event.get("user", ""), kind, reply_id=item.get("ts", ""))
 
         @app.command("/teach")
         async def teach(ack, command: dict) -> None:
-            answer = (command.get("text") or "").strip()
-            if not answer:
-                await ack(TEACH_USAGE.format(command="/teach"))
-                return
-            store = self.pipeline.store
-            ok = store is not None and await store.mark_last(PLATFORM, command["user_id"], command.get("channel_id"),
-                                                             "teach", answer)
-            await ack(TEACH_DONE if ok else TEACH_NONE)
+            await ack(await self.pipeline.command(self.command(command, "teach")))
 
         @app.command("/forget")
         async def forget(ack, command: dict) -> None:
-            user = command["user_id"]
-            if (command.get("text") or "").strip() in ("확인", "confirm") and self.forget.confirm(user):
-                store = self.pipeline.store
-                n = await store.forget_user(PLATFORM, user) if store else 0
-                await ack(FORGET_DONE.format(n=n))
-            else:
-                self.forget.ask(user)
-                await ack(FORGET_ASK.format(command="/forget"))
+            await ack(await self.pipeline.command(self.command(command, "forget")))
 
-    async def _first_delivery(self, body: dict, event: dict) -> bool:
-        key = "slack:" + (body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
-        if self.pipeline.store:  # INSERT OR IGNORE through the single writer: atomic, survives restarts
-            return await self.pipeline.store.first_delivery(key)
-        if key in self._seen:
-            return False
-        if len(self._seen) > 50_000:
-            self._seen.clear()
-        self._seen.add(key)
-        return True
+    @staticmethod
+    def command(command: dict, name: str) -> Incoming:
+        """A slash command as the pipeline sees it (`/teach 답`, from this user in this channel)."""
+        return Incoming(PLATFORM, command["user_id"], f"/{name} {command.get('text') or ''}",
+                        workspace=command.get("team_id"), channel=command.get("channel_id"), command=name)
+
+    @staticmethod
+    def incoming(event: dict, body: dict, thread: bool) -> Incoming:
+        """An `app_mention` or `message` event as the pipeline sees it."""
+        text = strip_mentions(event.get("text", ""))
+        direct = event.get("channel_type") == "im"
+        channel = event.get("channel", "")
+        return Incoming(
+            PLATFORM, event.get("user", ""), text, raw_text=event.get("text", ""), workspace=body.get("team_id"),
+            channel=channel, thread=event.get("thread_ts") or (event.get("ts") if thread else None),
+            message_id=event.get("ts"), from_bot=bool(event.get("bot_id")), subtype=event.get("subtype"),
+            addressed=event.get("type") == "app_mention" or direct, private=direct,
+            delivery_id=body.get("event_id") or f"{channel}:{event.get('ts')}",
+            command="reload" if text == "!reload" else None)
 
     async def handle_event(self, event: dict, body: dict, client: AsyncWebClient, thread: bool) -> None:
-        if event.get("bot_id") or event.get("subtype"):
-            return
-        channel, user = event.get("channel", ""), event.get("user", "")
-        if not user or (event.get("channel_type") != "im" and not allowed(self.allow_channels, channel)):
-            return
-        if not await self._first_delivery(body, event):
-            log.info("slack: duplicate delivery of %s ignored", body.get("event_id"))
-            return
-        text = strip_mentions(event.get("text", ""))
-        thread_ts = event.get("thread_ts") or (event.get("ts") if thread else None)
-        if text == "!reload" and user in self.admin_users and self.on_reload:
-            await self._post(client, channel, thread_ts, await self.on_reload())
-            return
-        incoming = Incoming(PLATFORM, user, text, raw_text=event.get("text", ""), workspace=body.get("team_id"),
-                            channel=channel, thread=thread_ts, message_id=event.get("ts"))
-        async with self.pipeline.handling():
-            result = await self.pipeline.ask(incoming)
-            ts = await self._post(client, channel, thread_ts, result.text)
-            await self.pipeline.record(incoming, result, ts)
+        msg = self.incoming(event, body, thread)
+        await self.pipeline.handle(msg, lambda text: self._post(client, msg.channel or "", msg.thread, text))
 
     async def _post(self, client: AsyncWebClient, channel: str, thread_ts: str | None, text: str) -> str | None:
         try:

@@ -1,15 +1,13 @@
-"""The terminal adapter (`chatbot chat`): a conversation on stdin/stdout, logged like any platform.
+"""The terminal adapter (`chatbot chat`, `chatbot serve` without tokens): a conversation on stdin/stdout.
 
-`TerminalSession.handle_line` is the whole behaviour, so tests drive it like a conversation.
-With a terminal attached it shows prompts; otherwise it reads one message per line and prints
-one reply per line, so it can be scripted.
+`TerminalSession.handle_line` is the whole behaviour, so tests drive it like a conversation: a line
+becomes an `Incoming` for the pipeline, a `/command` one of the pipeline's other actions. With a
+terminal attached it shows prompts; otherwise it reads one message per line and prints one reply
+per line, so it can be scripted. The wiring for `chatbot chat` is chatbot/chat.py.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import functools
-import getpass
 import sys
 import threading
 
@@ -21,44 +19,46 @@ HELP = "commands: /good /bad (mark the last reply), /teach <answer>, /forget (de
 
 class TerminalSession:
     platform = "terminal"
+    channel = "terminal"
 
     def __init__(self, pipeline: Pipeline, user_id: str) -> None:
         self.pipeline = pipeline
         self.user_id = user_id
-        self.replied = False
 
     async def handle_line(self, line: str) -> str | None:
         """The bot's answer to one input line (None for /quit)."""
         line = line.rstrip("\r\n")
         if line.startswith("/"):
             return await self._command(line)
-        msg = Incoming(self.platform, self.user_id, line, raw_text=line, channel="terminal")
-        result = await self.pipeline.ask(msg)
-        await self.pipeline.record(msg, result)
-        self.replied = self.replied or result.ok
-        return result.text
+        answers: list[str] = []
+
+        async def show(text: str) -> None:
+            answers.append(text)
+
+        msg = Incoming(self.platform, self.user_id, line, raw_text=line, channel=self.channel, private=True)
+        await self.pipeline.handle(msg, show)
+        return "\n".join(answers)
 
     async def _command(self, line: str) -> str | None:
         name, _, arg = line.partition(" ")
-        store = self.pipeline.store
         if name in ("/quit", "/exit"):
             return None
         if name == "/help":
             return HELP
-        if store is None:
+        if not self.pipeline.remembers:
             return "저장소가 꺼져 있어서 이 명령을 쓸 수 없어요."
         if name in ("/good", "/bad"):
-            ok = await store.mark_last(self.platform, self.user_id, "terminal", name[1:])
+            ok = await self.pipeline.feedback(self.platform, self.user_id, name[1:], channel=self.channel)
             return ("고마워요! 의견을 기록했어요." if name == "/good" else "알려 줘서 고마워요. 더 나아질게요.") \
                 if ok else "아직 표시할 답이 없어요."
         if name == "/teach":
             answer = arg.strip()
             if not answer:
                 return "사용법: /teach <원했던 답>"
-            ok = await store.mark_last(self.platform, self.user_id, "terminal", "teach", answer)
+            ok = await self.pipeline.teach(self.platform, self.user_id, self.channel, answer)
             return "배웠어요! 다음 학습 때 반영할게요." if ok else "아직 고칠 대화가 없어요."
         if name == "/forget":
-            n = await store.forget_user(self.platform, self.user_id)
+            n = await self.pipeline.forget(self.platform, self.user_id)
             return f"대화 기록 {n}개를 모두 지웠어요."
         return f"모르는 명령이에요. {HELP}"
 
@@ -92,7 +92,7 @@ async def run_terminal(pipeline: Pipeline, user_id: str, stdin=None, stdout=None
     session = TerminalSession(pipeline, user_id)
     lines = _read_lines(stdin)
     if interactive:
-        stdout.write(f"한국어 챗봇 (모델 {pipeline.worker.version}). {HELP}\n")
+        stdout.write(f"한국어 챗봇 (모델 {pipeline.model_version}). {HELP}\n")
     while True:
         if interactive:
             stdout.write("나> ")
@@ -120,44 +120,3 @@ def prepare_screen(db: str) -> None:
     log = divert_native_stderr(Path(db).parent / NATIVE_LOG)
     print(f"모델을 불러오는 중이에요 (loading the model, about 20 seconds; TensorFlow's own messages go to {log})...",
           file=sys.stderr, flush=True)
-
-
-async def _main(args: argparse.Namespace) -> int:
-    from bot.paths import default_model_dir
-    from bot.store import Store
-    from bot.worker import InferenceWorker, load_engine
-    from core_model.tokenizer import start_jvm
-
-    start_jvm()
-    worker = InferenceWorker(args.model or default_model_dir(),
-                             engine_factory=functools.partial(load_engine, beam_width=args.beam,
-                                                               candidates=args.candidates))
-    await worker.start()
-    store = await Store(args.db).open()
-    try:
-        return await run_terminal(Pipeline(worker, store), args.user)
-    finally:
-        await worker.stop()
-        await store.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bot.paths import default_db_path
-    from bot.worker import DEFAULT_CANDIDATES
-
-    parser = argparse.ArgumentParser(prog="chatbot chat", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=str(default_db_path()), help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
-    parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
-    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
-    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
-                        help=f"retrieved training answers weighed beside the model's reply "
-                             f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
-    parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
-    args = parser.parse_args(argv)
-    if sys.stdin.isatty() and sys.stdout.isatty():
-        prepare_screen(args.db)
-    return asyncio.run(_main(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

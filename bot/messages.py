@@ -1,7 +1,7 @@
 """Plain data shared by adapters, the pipeline and the worker; no platform types cross this line."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -40,7 +40,10 @@ class WorkerResult:
 
 @dataclass(frozen=True)
 class Incoming:
-    """A user's message as every adapter hands it to the pipeline."""
+    """A user's message as every adapter hands it to the pipeline: what the platform said, no policy.
+
+    The flags record what the adapter saw; the pipeline's steps (bot/steps.py) decide what to do.
+    """
     platform: str
     user_id: str
     text: str
@@ -49,4 +52,10 @@ class Incoming:
     channel: str | None = None
     thread: str | None = None
     message_id: str | None = None
-    extra: dict = field(default_factory=dict)
+    from_bot: bool = False  # written by a bot, a webhook or this bot itself
+    subtype: str | None = None  # a platform's non-chat kind of message (an edit, a join)
+    addressed: bool = True  # spoken to the bot: a DM, a mention, a reply to it
+    private: bool = False  # a direct message: channel allow-lists do not apply
+    delivery_id: str | None = None  # the platform's id of this delivery: a redelivery is answered once
+    command: str | None = None  # "teach", "forget", "reload": the adapter recognized its platform's syntax
+    attachments: int = 0  # files attached (the bot reads only text)

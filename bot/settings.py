@@ -71,9 +71,6 @@ class Settings:
     slack_http_port: int = 3000
     slack_api_url: str = ""  # empty: Slack's own Web API
 
-    def env_name(self, key: str) -> str:
-        return PLATFORM_ENV.get(key, "CHATBOT_" + key.upper())
-
     def secrets(self) -> list[str]:
         return [v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
                             self.slack_signing_secret) if v]
@@ -98,8 +95,9 @@ def _convert(key: str, typ: str, value: Any, source: str) -> Any:
     if typ == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
-            return value.strip().lower() in ("1", "true", "yes", "on")
+        word = value.strip().lower() if isinstance(value, str) else None
+        if word in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            return word in ("1", "true", "yes", "on")
         raise bad("expected true or false")
     if typ in ("int", "float"):
         try:

@@ -144,9 +144,6 @@ class Store:
             raise RuntimeError("store is not open")
         return self._db
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     # -- the writer -----------------------------------------------------------------------------
     async def _submit(self, op: _Op) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -258,15 +255,6 @@ class Store:
         return await (await self._submit(op))
 
     # -- reads ----------------------------------------------------------------------------------
-    async def exchanges(self, where: str = "1", params: tuple = ()) -> list[dict]:
-        """Rows as dicts with `raw` decoded; `where` is a fixed SQL fragment, values go in `params`."""
-        self.db.row_factory = aiosqlite.Row
-        async with self.db.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", params) as cur:
-            rows = [dict(r) for r in await cur.fetchall()]
-        for row in rows:
-            row["raw"] = decode_raw(row["raw"])
-        return rows
-
     async def training_rows(self) -> list[tuple[str, str, str | None, str]]:
         """(user text, bot reply, taught answer or None, kind) for every mark, oldest first."""
         async with self.db.execute(

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from bot.paths import default_db_path
 
     parser = argparse.ArgumentParser(prog="chatbot export-pairs", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=str(default_db_path()), help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
+    parser.add_argument("--db", default=str(default_db_path()),
+                        help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
     parser.add_argument("--out", required=True, help="CSV file to write (Q,A,label)")
     args = parser.parse_args(argv)
     pairs, summary = select_pairs(asyncio.run(_rows(args.db)))

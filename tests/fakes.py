@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 import threading
 import time
 from urllib.parse import parse_qsl
@@ -99,3 +100,18 @@ class EngineSwitch:
 
     def __call__(self, _model_dir):
         return self.engine
+
+
+def read_exchanges(db_path, where: str = "1", params: tuple = ()) -> list[dict]:
+    """Committed exchanges in a store's SQLite file, as dicts with `raw` decoded (what an operator would query).
+
+    `where` is a fixed SQL fragment; values go in `params`.
+    """
+    from bot.store import decode_raw
+
+    with sqlite3.connect(db_path) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", params)]
+    for row in rows:
+        row["raw"] = decode_raw(row["raw"])
+    return rows

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 def run(args, tiny_model_dir, stdin=b"", env_extra=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "chatbot", *args], input=stdin, capture_output=True,
                           cwd=REPO, env=env, timeout=300)
 
 

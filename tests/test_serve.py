@@ -39,15 +39,15 @@ def test_bad_config_fails_fast_with_key_name(tmp_path, tiny_model_dir):
              ({"CHATBOT_NOPE": "1"}, "CHATBOT_NOPE"), ({"CHATBOT_CANDIDATES": "-1"}, "candidates"),
              ({"SLACK_BOT_TOKEN": "xoxb-1"}, "slack_signing_secret")]
     for extra, key in cases:
-        proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, capture_output=True, timeout=60,
+        proc = subprocess.run([sys.executable, "-m", "chatbot", "serve"], cwd=REPO, capture_output=True, timeout=60,
                               env=base_env(tmp_path, tiny_model_dir, **extra), stdin=subprocess.DEVNULL)
         assert proc.returncode == 2 and key in proc.stderr.decode(), (extra, proc.stderr.decode())
     toml = tmp_path / "bad.toml"
     toml.write_text('db = "x.sqlite3"\nmystery = 3\n')
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--config", str(toml)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "chatbot", "serve", "--config", str(toml)], cwd=REPO,
                           capture_output=True, timeout=60, env=base_env(tmp_path, tiny_model_dir))
     assert proc.returncode == 2 and "mystery" in proc.stderr.decode()
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--config", "chatbot.example.toml"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "chatbot", "serve", "--config", "chatbot.example.toml"], cwd=REPO,
                           capture_output=True, timeout=60, env=base_env(tmp_path, tiny_model_dir),
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and "SLACK_BOT_TOKEN" in proc.stderr.decode()  # valid config, nothing to run
@@ -59,7 +59,7 @@ def test_terminal_chat_in_a_pty(tmp_path, tiny_model_dir, tiny_pairs):
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, stdin=slave, stdout=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "chatbot", "serve"], cwd=REPO, stdin=slave, stdout=slave,
                             stderr=slave, env=base_env(tmp_path, tiny_model_dir, TF_CPP_MIN_LOG_LEVEL="0",
                                                        CHATBOT_HTTP_PORT=str(taken.getsockname()[1])))
     os.close(slave)
@@ -94,7 +94,7 @@ def test_daemon_refuses_a_taken_health_port_with_a_clear_error(tmp_path, tiny_mo
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, capture_output=True, timeout=120,
+        proc = subprocess.run([sys.executable, "-m", "chatbot", "serve"], cwd=REPO, capture_output=True, timeout=120,
                               env=base_env(tmp_path, tiny_model_dir, CHATBOT_HTTP_PORT=str(port),
                                            SLACK_BOT_TOKEN="xoxb-secret-token", SLACK_SIGNING_SECRET=SECRET))
     err = proc.stderr.decode()
@@ -140,7 +140,7 @@ async def test_slack_beside_failing_discord_health_metrics_reload_and_sigterm_dr
                    CHATBOT_MODEL_DIR=str(models / "current"), CHATBOT_MODEL_WATCH_S="0.2",
                    SLACK_SIGNING_SECRET=SECRET, SLACK_HTTP_PORT=str(slack_port), SLACK_API_URL=api.url,
                    DISCORD_TOKEN="discord-very-secret", CHATBOT_RATE_PER_MINUTE="0")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", cwd=REPO, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "serve", cwd=REPO, env=env,
                                                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     async with aiohttp.ClientSession() as session:
         health = await wait_health(session, http_port, lambda status, body: status == 200 and body.get(

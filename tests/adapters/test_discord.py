@@ -8,11 +8,12 @@ import pytest
 import pytest_asyncio
 
 from adapters.discord import DiscordAdapter
+from bot.adapter import AdapterState
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
-from tests.fakes import EngineSwitch, FakeEngine
+from tests.fakes import EngineSwitch, FakeEngine, read_exchanges
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ async def test_mention_reply_strips_mention_and_never_pings(env, tiny_pairs):
     assert payloads[-1]["message_reference"]["message_id"]
     await store.close()
     await store.open()
-    rows = await store.exchanges()
+    rows = read_exchanges(store.path)
     assert rows[0]["text"] == tiny_pairs[0].q and rows[0]["platform"] == "discord"
     assert rows[0]["workspace"] == str(channel.guild.id) and rows[0]["reply_message_id"] == str(reply.id)
 
@@ -146,10 +147,10 @@ async def test_reaction_feedback_teach_and_forget(env, tiny_pairs):
     assert [(r[3], r[2]) for r in rows] == [("bad", None), ("teach", "이렇게 답해 줘")]
     await dpytest.message(f"<@{me.id}> !forget", channel=channel, member=alice)
     assert "확인" in dpytest.get_message().content
-    assert len(await store.exchanges()) == 1  # nothing deleted before confirmation
+    assert len(read_exchanges(store.path)) == 1  # nothing deleted before confirmation
     await dpytest.message(f"<@{me.id}> !forget 확인", channel=channel, member=alice)
     assert "1개" in dpytest.get_message().content
-    assert await store.exchanges() == [] and await store.training_rows() == []
+    assert read_exchanges(store.path) == [] and await store.training_rows() == []
 
 
 async def test_overloaded_worker_gets_polite_message(env):
@@ -162,7 +163,7 @@ async def test_overloaded_worker_gets_polite_message(env):
 
 async def test_allow_list_keeps_bot_silent_elsewhere(env):
     adapter, _, _ = env
-    adapter.allow_channels = ("1",)
+    adapter.pipeline.allow.channels = ("1",)  # the pipeline's allow-list step
     _, channel, alice, _ = cfg()
     await dpytest.message(f"<@{adapter.client.user.id}> 안녕", channel=channel, member=alice)
     assert dpytest.verify().message().nothing()
@@ -176,10 +177,10 @@ async def test_invalid_token_fails_clearly(tmp_path):
 
     adapter.client.login = refuse
     with pytest.raises(RuntimeError, match="refused the token") as info:
-        await adapter.run()
+        await adapter.start()
     assert "not-a-token" not in str(info.value)
-    assert adapter.state.startswith("failed")
-    await adapter.close()
+    assert adapter.state is AdapterState.FAILED
+    await adapter.stop()
 
 
 class InteractionResponses:
@@ -226,9 +227,9 @@ async def test_slash_commands_teach_and_forget(env, tiny_pairs):
     assert resp["data"]["allowed_mentions"]["parse"] == []
     assert (await store.training_rows())[-1][2:] == ("슬래시 답", "teach")
     (resp,) = await slash(adapter, alice, channel, "forget", [])
-    assert "confirm" in resp["data"]["content"] and len(await store.exchanges()) == 1
+    assert "confirm" in resp["data"]["content"] and len(read_exchanges(store.path)) == 1
     (resp,) = await slash(adapter, alice, channel, "forget", [{"name": "confirm", "type": 5, "value": True}])
-    assert "1개" in resp["data"]["content"] and await store.exchanges() == []
+    assert "1개" in resp["data"]["content"] and read_exchanges(store.path) == []
 
 
 async def test_admin_reload_command(env):
@@ -240,7 +241,7 @@ async def test_admin_reload_command(env):
         calls.append(1)
         return "모델을 v2 버전으로 바꿨어요."
 
-    adapter.on_reload, adapter.admin_users = reload, (str(alice.id),)
+    adapter.pipeline.commands.on_reload, adapter.pipeline.commands.admins = reload, (str(alice.id),)
     me = adapter.client.user
     await dpytest.message(f"<@{me.id}> !reload", channel=channel, member=alice)
     assert dpytest.get_message().content == "모델을 v2 버전으로 바꿨어요."

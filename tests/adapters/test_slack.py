@@ -12,7 +12,7 @@ from adapters.slack import SlackAdapter
 from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
-from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI
+from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI, read_exchanges
 
 SECRET = "test-signing-secret"
 
@@ -63,10 +63,10 @@ async def env(tmp_path, tiny_responder):
     store = await Store(tmp_path / "db.sqlite3").open()
     adapter = SlackAdapter(Pipeline(worker, store), bot_token="xoxb-secret-token", signing_secret=SECRET,
                            http_host="127.0.0.1", http_port=0, api_url=api.url)
-    await adapter.run()
+    await adapter.start()
     async with aiohttp.ClientSession() as session:
         yield Env(adapter, api, store, session, engines)
-    await adapter.close()
+    await adapter.stop()
     await worker.stop()
     await store.close()
     await api.stop()
@@ -79,7 +79,7 @@ async def test_mention_reply_in_thread_and_logged(env, tiny_pairs):
     assert post["auth"] == "Bearer xoxb-secret-token"
     assert "auth.test" in env.api.calls
     await asyncio.sleep(0.2)
-    rows = await env.store.exchanges()
+    rows = read_exchanges(env.store.path)
     assert rows[0]["platform"] == "slack" and rows[0]["text"] == tiny_pairs[0].q and rows[0]["workspace"] == "T1"
     assert rows[0]["thread"] == "111.000" and rows[0]["reply_message_id"] == post["ts"]
 
@@ -119,8 +119,8 @@ async def test_retried_and_concurrent_duplicates_reply_once(env, tiny_pairs):
 
 
 async def test_broadcast_text_is_escaped(env):
-    env.engines.engine = FakeEngine(lambda _: "<!channel> <!here> <!everyone> <@U123> <!subteam^S1> @everyone a<b>c & 끝",
-                                    version="echo")
+    hostile = "<!channel> <!here> <!everyone> <@U123> <!subteam^S1> @everyone a<b>c & 끝"
+    env.engines.engine = FakeEngine(lambda _: hostile, version="echo")
     assert (await env.adapter.pipeline.worker.reload()).version == "echo"
     await env.event(mention("아무거나", "333.000"))
     (post,) = await env.api.wait_posts(1)
@@ -142,9 +142,9 @@ async def test_reactions_and_slash_commands(env, tiny_pairs):
     rows = await env.store.training_rows()
     assert [(r[3], r[2]) for r in rows] == [("good", None), ("teach", "이렇게 답해 줘")]
     assert "확인" in await env.command("/forget", "")
-    assert len(await env.store.exchanges()) == 1
+    assert len(read_exchanges(env.store.path)) == 1
     assert "1개" in await env.command("/forget", "확인")
-    assert await env.store.exchanges() == []
+    assert read_exchanges(env.store.path) == []
 
 
 async def test_overloaded_worker_answers_politely(env):

@@ -9,6 +9,7 @@ from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
 from tests.conftest import REPO
+from tests.fakes import read_exchanges
 
 
 async def test_conversation_commands_and_logging(tmp_path, tiny_responder, tiny_pairs):
@@ -27,7 +28,7 @@ async def test_conversation_commands_and_logging(tmp_path, tiny_responder, tiny_
     rows = await store.training_rows()
     assert [r[3] for r in rows] == ["good", "teach"] and rows[1][2] == "정말 좋은 답"
     assert "2개" in await me.handle_line("/forget")
-    assert await store.exchanges() == []
+    assert read_exchanges(store.path) == []
     await store.close()
     await worker.stop()
 
@@ -35,7 +36,7 @@ async def test_conversation_commands_and_logging(tmp_path, tiny_responder, tiny_
 def test_chat_subprocess_reads_lines_and_logs(tmp_path, tiny_model_dir, tiny_pairs):
     db = tmp_path / "chat.sqlite3"
     stdin = f"{tiny_pairs[0].q}\n\n{tiny_pairs[1].q}\n/bad\n@everyone 안녕\n".encode()
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "chat", "--model", str(tiny_model_dir), "--user", "t"],
+    proc = subprocess.run([sys.executable, "-m", "chatbot", "chat", "--model", str(tiny_model_dir), "--user", "t"],
                           input=stdin, capture_output=True, cwd=REPO, timeout=300,
                           env={**os.environ, "CHATBOT_DB": str(db)})
     assert proc.returncode == 0, proc.stderr.decode()

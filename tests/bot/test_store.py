@@ -10,6 +10,7 @@ import textwrap
 from bot.store import MIGRATIONS, SCHEMA_VERSION, Exchange, Store
 from scripts.export_pairs import select_pairs
 from tests.conftest import REPO
+from tests.fakes import read_exchanges
 
 HOSTILE = [
     "'; DROP TABLE exchanges; --",
@@ -44,7 +45,7 @@ async def test_500_concurrent_exchanges_all_stored(tmp_path):
 async def test_hostile_texts_round_trip_exactly(tmp_path):
     async with Store(tmp_path / "db.sqlite3") as store:
         ids = [await (await store.log_exchange(ex(text=t[:10], raw=t, reply=t[:50]))) for t in HOSTILE]
-        rows = await store.exchanges("id IN (%s)" % ",".join("?" * len(ids)), tuple(ids))
+        rows = read_exchanges(store.path, f"id IN ({','.join('?' * len(ids))})", tuple(ids))
     assert [r["raw"] for r in rows] == HOSTILE
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == len(HOSTILE)
@@ -57,7 +58,7 @@ async def test_migration_from_schema_1_keeps_rows(tmp_path):
         db.execute("INSERT INTO exchanges (platform, user_id, text, raw, reply, outcome, created_at)"
                    " VALUES ('slack', 'U1', '옛날 메시지', x'6f6c64', '옛날 답', 'replied', '2020-01-01T00:00:00')")
     async with Store(path) as store:
-        rows = await store.exchanges()
+        rows = read_exchanges(store.path)
         assert rows[0]["text"] == "옛날 메시지" and rows[0]["reply_message_id"] is None
         assert await store.first_delivery("evt-1")
     with sqlite3.connect(path) as db:
@@ -75,13 +76,13 @@ async def test_feedback_forget_and_retention(tmp_path):
         assert await store.mark_last("discord", "alice", "c2", "bad")
         assert not await store.mark_last("discord", "carol", None, "good")
         assert await store.forget_user("discord", "alice") == 2
-        rows = await store.exchanges()
+        rows = read_exchanges(store.path)
         assert [r["user_id"] for r in rows] == ["bob"]
         assert await store.training_rows() == [("밥 질문", "반가워요.", "더 좋은 답", "teach")]
         await store.db.execute("UPDATE exchanges SET created_at = '2000-01-01T00:00:00'")
         await store.db.commit()
         assert await store.prune(30) == 1
-        assert await store.exchanges() == []
+        assert read_exchanges(store.path) == []
 
 
 async def test_processed_events_dedupe_concurrent_deliveries(tmp_path):

@@ -1,37 +1,38 @@
-"""`chatbot serve`: the daemon. Store, worker, health/metrics, and every configured adapter.
+"""The daemon: store, worker, pipeline, health/metrics, and the adapters it is given.
 
-With no platform configured it runs the terminal chat when a terminal is attached (what
-`make run` does on a fresh machine), and otherwise says what to set and exits 2.
+Which adapters run is decided by the caller (chatbot/serve.py), so bot/ never imports a platform.
+The daemon supervises them through the `Adapter` protocol: one failing leaves the others running.
 SIGTERM/SIGINT: stop taking messages, drain the worker, let handlers send and log, close the
 adapters, flush the store, exit 0. SIGHUP (or an admin's `!reload`) reloads the model, and a newly
 promoted `models/current` is picked up by a file watch.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
-import os
 import signal
-import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bot.adapter import Adapter, AdapterState, describe
+from bot.commands import Commands
 from bot.metrics import Metrics
 from bot.paths import default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
 from bot.server import HealthServer
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings
+from bot.steps import AllowList
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig, load_engine
 
 log = logging.getLogger("chatbot")
 SHUTDOWN_BUDGET_S = 8.0
 
-NOTHING_TO_RUN = """chatbot serve: no chat platform is configured and there is no terminal to chat in.
-Set DISCORD_TOKEN for Discord, and/or SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP mode) or
-SLACK_APP_TOKEN (Socket Mode) for Slack; or run it in a terminal to chat there (see README.md)."""
+# The adapters to run, made once the pipeline exists; and a foreground task (the terminal chat) whose end stops all.
+AdapterFactory = Callable[[Pipeline], list[Adapter]]
+Foreground = Callable[[Pipeline], Awaitable[object]]
 
 
 def model_fingerprint(path: Path) -> tuple[str, float] | None:
@@ -53,8 +54,11 @@ class Daemon:
                                              candidates=settings.candidates))
         self.store = Store(settings.db)
         self.pipeline = Pipeline(self.worker, self.store,
-                                 RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics)
-        self.adapters: list = []
+                                 RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
+                                 allow=AllowList(settings.allow_guilds, settings.allow_channels),
+                                 commands=Commands(settings.admin_users, self.reload))
+        self.adapters: list[Adapter] = []
+        self.failures: dict[str, str] = {}  # adapter name -> why it failed
         self.phase = "starting"
         self.stopping = asyncio.Event()
         self.exit_code = 0
@@ -66,23 +70,7 @@ class Daemon:
         return self.phase == "ready" and self.worker.ready, {
             "phase": self.phase, "model_version": self.worker.version, "device": self.worker.device,
             "queue_depth": self.worker.queue_depth(),
-            "adapters": {a.name: a.state for a in self.adapters}}
-
-    def build_adapters(self) -> list:
-        s, adapters = self.settings, []
-        if s.discord_enabled:
-            from adapters.discord import DiscordAdapter
-            adapters.append(DiscordAdapter(self.pipeline, s.discord_token, allow_guilds=s.allow_guilds,
-                                           allow_channels=s.allow_channels, admin_users=s.admin_users,
-                                           on_reload=self.reload))
-        if s.slack_enabled:
-            from adapters.slack import SlackAdapter
-            adapters.append(SlackAdapter(self.pipeline, bot_token=s.slack_bot_token,
-                                         signing_secret=s.slack_signing_secret, app_token=s.slack_app_token,
-                                         http_port=s.slack_http_port, api_url=s.slack_api_url,
-                                         allow_channels=s.allow_channels, admin_users=s.admin_users,
-                                         on_reload=self.reload))
-        return adapters
+            "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters}}
 
     def model_target(self) -> Path:
         """The configured model directory, else the promoted `current` (or the shipped default)."""
@@ -115,23 +103,25 @@ class Daemon:
             log.info("retention: removed %d exchanges older than %g days", removed, self.settings.retention_days)
             await asyncio.sleep(24 * 3600)
 
-    async def supervise(self, adapter) -> None:
+    async def supervise(self, adapter: Adapter) -> None:
         """Run one adapter; a failure is reported and leaves the other platforms running."""
         try:
-            await adapter.run()
+            await adapter.start()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not str(adapter.state).startswith("failed"):
-                adapter.state = f"failed: {type(exc).__name__}"
+            adapter.state = AdapterState.FAILED
+            self.failures[adapter.name] = str(exc) or type(exc).__name__
             log.error("%s adapter stopped: %s", adapter.name, exc)
-            if all(str(a.state).startswith("failed") for a in self.adapters):
+            if all(a.state is AdapterState.FAILED for a in self.adapters):
                 log.error("every chat adapter failed; shutting down")
                 self.exit_code = 1
                 self.stopping.set()
 
     # -- run --------------------------------------------------------------------------------------
-    async def run(self, terminal: bool) -> int:
+    async def run(self, build_adapters: AdapterFactory, foreground: Foreground | None = None) -> int:
+        """Serve until SIGTERM/SIGINT (or the foreground task ends); the exit code."""
+        terminal = foreground is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -144,7 +134,8 @@ class Daemon:
                 where = f"{self.server.host}:{self.server.port}"
                 if not terminal:
                     log.error("cannot serve /healthz and /metrics on %s: %s. Is another chatbot running? Set "
-                              "http_port (CHATBOT_HTTP_PORT) to a free port, or 0 to turn them off", where, exc.strerror)
+                              "http_port (CHATBOT_HTTP_PORT) to a free port, or 0 to turn them off",
+                              where, exc.strerror)
                     return 2
                 log.warning("no /healthz or /metrics: %s is taken (%s); the terminal chat goes on without them",
                             where, exc.strerror)
@@ -152,11 +143,11 @@ class Daemon:
         await self.store.open()
         await self.worker.start()
         self.metrics.watch(self.worker)
-        self.adapters = self.build_adapters()
+        self.adapters = build_adapters(self.pipeline)
         tasks = [asyncio.create_task(self.supervise(a), name=f"adapter-{a.name}") for a in self.adapters]
         tasks += [asyncio.create_task(self.watch_model()), asyncio.create_task(self.prune_daily())]
-        if terminal:
-            tasks.append(asyncio.create_task(self.run_terminal()))
+        if foreground is not None:
+            tasks.append(asyncio.create_task(self.run_foreground(foreground)))
         self.phase = "ready"
         log.info("ready: model %s on %s; adapters: %s", self.worker.version, self.worker.device,
                  ", ".join(a.name for a in self.adapters) or "terminal")
@@ -164,11 +155,9 @@ class Daemon:
         await self.shutdown(tasks)
         return self.exit_code
 
-    async def run_terminal(self) -> None:
-        from adapters.terminal import run_terminal
-        import getpass
+    async def run_foreground(self, foreground: Foreground) -> None:
         try:
-            await run_terminal(self.pipeline, getpass.getuser())
+            await foreground(self.pipeline)
         finally:
             self.stopping.set()
 
@@ -191,7 +180,7 @@ class Daemon:
         self.pipeline.accepting = False
         await self.worker.stop()
         for adapter in self.adapters:
-            await self._quietly(adapter.name, adapter.close())
+            await self._quietly(adapter.name, adapter.stop())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -200,33 +189,3 @@ class Daemon:
             await self.server.stop()
         self.phase = "stopped"
         log.info("stopped")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatbot serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="TOML file (default: $CHATBOT_CONFIG); see chatbot.example.toml")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except SettingsError as exc:
-        print(f"chatbot serve: configuration error: {exc}", file=sys.stderr)
-        return 2
-    from bot.logs import setup_logging
-    terminal = not (settings.discord_enabled or settings.slack_enabled)
-    if terminal and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print(NOTHING_TO_RUN, file=sys.stderr)
-        return 2
-    if terminal:  # the chat owns the screen: before logging captures stderr
-        from adapters.terminal import prepare_screen
-        prepare_screen(settings.db)
-    setup_logging(settings.log_level, settings.log_json, settings.secrets())
-    if terminal:  # routine logs stay out of the chat
-        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-    from core_model.tokenizer import start_jvm
-    start_jvm()  # on the main thread, before any worker thread touches Okt
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return asyncio.run(Daemon(settings).run(terminal))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

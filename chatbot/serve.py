@@ -1,0 +1,75 @@
+"""`chatbot serve`: the daemon with every configured platform's adapter.
+
+With no platform configured it runs the terminal chat when a terminal is attached (what
+`make run` does on a fresh machine), and otherwise says what to set and exits 2.
+The daemon itself (lifecycle, health, reload, drain) is bot/daemon.py; this module only decides
+which adapters it runs, so bot/ never imports a platform.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+
+from bot.adapter import Adapter
+from bot.daemon import Daemon
+from bot.pipeline import Pipeline
+from bot.settings import Settings, SettingsError, load_settings
+
+NOTHING_TO_RUN = """chatbot serve: no chat platform is configured and there is no terminal to chat in.
+Set DISCORD_TOKEN for Discord, and/or SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP mode) or
+SLACK_APP_TOKEN (Socket Mode) for Slack; or run it in a terminal to chat there (see README.md)."""
+
+
+def build_adapters(settings: Settings, pipeline: Pipeline) -> list[Adapter]:
+    """One adapter per configured platform (their libraries are imported only when used)."""
+    adapters: list[Adapter] = []
+    if settings.discord_enabled:
+        from adapters.discord import DiscordAdapter
+        adapters.append(DiscordAdapter(pipeline, settings.discord_token))
+    if settings.slack_enabled:
+        from adapters.slack import SlackAdapter
+        adapters.append(SlackAdapter(pipeline, bot_token=settings.slack_bot_token,
+                                     signing_secret=settings.slack_signing_secret, app_token=settings.slack_app_token,
+                                     http_port=settings.slack_http_port, api_url=settings.slack_api_url))
+    return adapters
+
+
+async def terminal_chat(pipeline: Pipeline) -> None:
+    from adapters.terminal import run_terminal
+    await run_terminal(pipeline, getpass.getuser())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatbot serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="TOML file (default: $CHATBOT_CONFIG); see chatbot.example.toml")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"chatbot serve: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from bot.logs import setup_logging
+    terminal = not (settings.discord_enabled or settings.slack_enabled)
+    if terminal and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NOTHING_TO_RUN, file=sys.stderr)
+        return 2
+    if terminal:  # the chat owns the screen: before logging captures stderr
+        from adapters.terminal import prepare_screen
+        prepare_screen(settings.db)
+    setup_logging(settings.log_level, settings.log_json, settings.secrets())
+    if terminal:  # routine logs stay out of the chat
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    from core_model.tokenizer import start_jvm
+    start_jvm()  # on the main thread, before any worker thread touches Okt
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    daemon = Daemon(settings)
+    return asyncio.run(daemon.run(lambda pipeline: build_adapters(settings, pipeline),
+                                  terminal_chat if terminal else None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
