@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 
 from bot.commands import ATTACHMENT_ONLY, Commands
 from bot.messages import USER_TEXT, Incoming, Outcome, WorkerResult
+from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.steps import AllowList, Dedupe, IgnoreBots, OnlyAddressed, Step
 from bot.store import Exchange, Store
@@ -29,7 +30,8 @@ Send = Callable[[str], Awaitable[str | None]]
 
 class Pipeline:
     def __init__(self, worker: InferenceWorker, store: Store | None, limiter: RateLimiter | None = None,
-                 metrics=None, *, allow: AllowList | None = None, commands: Commands | None = None) -> None:
+                 metrics: Metrics | None = None, *, allow: AllowList | None = None,
+                 commands: Commands | None = None) -> None:
         self.worker = worker
         self._store = store
         self.limiter = limiter or RateLimiter(per_minute=0)
@@ -73,11 +75,11 @@ class Pipeline:
             return None
         msg = dataclasses.replace(msg, text=normalize(msg.text),
                                   raw_text=msg.text if msg.raw_text is None else msg.raw_text)
-        async with self.handling():
+        async with self._handling():
             async with typing() if typing else contextlib.nullcontext():
-                result = await self.ask(msg)
+                result = await self._ask(msg)
             reply_id = await send(result.text)
-            await self.record(msg, result, reply_id)
+            await self._record(msg, result, reply_id)
         return result
 
     async def command(self, msg: Incoming) -> str | None:
@@ -85,7 +87,7 @@ class Pipeline:
         return await self.commands.run(self, msg)
 
     @contextlib.asynccontextmanager
-    async def handling(self) -> AsyncIterator[None]:
+    async def _handling(self) -> AsyncIterator[None]:
         """Wrap the whole handling of one message (ask, send, record) so shutdown can wait for it."""
         self._inflight += 1
         self._idle.clear()
@@ -104,7 +106,7 @@ class Pipeline:
         except asyncio.TimeoutError:
             return False
 
-    async def ask(self, msg: Incoming) -> WorkerResult:
+    async def _ask(self, msg: Incoming) -> WorkerResult:
         """The reply for normalized `msg`, or a polite outcome (rate limited, busy, empty, error); never raises."""
         if self.metrics:
             self.metrics.received(msg.platform)
@@ -123,7 +125,7 @@ class Pipeline:
             self.metrics.outcome(msg.platform, result.outcome.value)
         return result
 
-    async def record(self, msg: Incoming, result: WorkerResult, reply_message_id: str | None = None) -> None:
+    async def _record(self, msg: Incoming, result: WorkerResult, reply_message_id: str | None = None) -> None:
         """Queue the exchange for the store (after the reply went out, so it never delays it)."""
         if self._store is None:
             return
