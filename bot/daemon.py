@@ -25,7 +25,7 @@ from bot.server import HealthServer
 from bot.settings import Settings
 from bot.steps import AllowList
 from bot.store import Store
-from bot.worker import InferenceWorker, WorkerConfig, load_engine
+from bot.worker import Engine, InferenceWorker, WorkerConfig, load_engine
 
 log = logging.getLogger("chatbot")
 SHUTDOWN_BUDGET_S = 8.0
@@ -44,14 +44,15 @@ def model_fingerprint(path: Path) -> tuple[str, float] | None:
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine_factory: Callable[[str | Path], Engine] | None = None) -> None:
+        """`engine_factory`: how a model directory becomes an engine (default: the real model, as configured)."""
         self.settings = settings
         self.metrics = Metrics()
         self.worker = InferenceWorker(self.model_target(), WorkerConfig(
             max_batch=settings.max_batch, batch_window_ms=settings.batch_window_ms,
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
-            engine_factory=functools.partial(load_engine, beam_width=settings.beam_width,
-                                             candidates=settings.candidates))
+            engine_factory=engine_factory or functools.partial(load_engine, beam_width=settings.beam_width,
+                                                               candidates=settings.candidates))
         self.store = Store(settings.db)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
