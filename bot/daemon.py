@@ -112,12 +112,18 @@ class Daemon:
             raise
         except Exception as exc:
             adapter.state = AdapterState.FAILED
-            self.failures[adapter.name] = str(exc) or type(exc).__name__
+            self.failures[adapter.name] = self._masked(str(exc) or type(exc).__name__)
             log.error("%s adapter stopped: %s", adapter.name, exc)
             if all(a.state is AdapterState.FAILED for a in self.adapters):
                 log.error("every chat adapter failed; shutting down")
                 self.exit_code = 1
                 self.stopping.set()
+
+    def _masked(self, text: str) -> str:
+        """/healthz is not a log line (those are masked by bot.logs): mask secrets here too."""
+        for secret in self.settings.secrets():
+            text = text.replace(secret, "***")
+        return text
 
     # -- run --------------------------------------------------------------------------------------
     async def run(self, build_adapters: AdapterFactory, foreground: Foreground | None = None) -> int:

@@ -4,7 +4,7 @@ import asyncio
 from adapters.inprocess import InProcessAdapter
 from bot.adapter import AdapterState
 from bot.daemon import Daemon
-from bot.settings import Settings
+from bot.settings import Secret, Settings
 from tests.fakes import FakeEngine, read_exchanges
 
 
@@ -12,12 +12,12 @@ class Broken:
     """An adapter whose platform refuses it (a revoked token, say)."""
     name = "broken"
 
-    def __init__(self) -> None:
-        self.state = AdapterState.CREATED
+    def __init__(self, why: str = "the platform refused the token") -> None:
+        self.state, self.why = AdapterState.CREATED, why
 
     async def start(self) -> None:
         self.state = AdapterState.CONNECTING
-        raise RuntimeError("the platform refused the token")
+        raise RuntimeError(self.why)
 
     async def stop_intake(self) -> None:
         pass
@@ -26,8 +26,8 @@ class Broken:
         self.state = AdapterState.STOPPED
 
 
-def daemon(tmp_path) -> Daemon:
-    settings = Settings(db=str(tmp_path / "db.sqlite3"), http_port=0, model_watch_s=0, rate_per_minute=0)
+def daemon(tmp_path, **options) -> Daemon:
+    settings = Settings(db=str(tmp_path / "db.sqlite3"), http_port=0, model_watch_s=0, rate_per_minute=0, **options)
     return Daemon(settings, engine_factory=lambda _: FakeEngine(lambda text: f"{text}? 좋아요", version="fake-7"))
 
 
@@ -60,6 +60,7 @@ async def test_one_failing_adapter_leaves_the_other_serving_and_shows_in_health(
     assert d.metrics.value("chatbot_messages_received_total", platform="inprocess") == 1
 
 
-async def test_every_adapter_failing_stops_the_daemon_with_exit_1(tmp_path):
-    d = daemon(tmp_path)
-    assert await asyncio.wait_for(d.run(lambda pipeline: [Broken()]), 10) == 1
+async def test_every_adapter_failing_stops_the_daemon_with_exit_1_and_health_shows_no_secret(tmp_path):
+    d = daemon(tmp_path, discord_token=Secret("tok-very-secret"))
+    assert await asyncio.wait_for(d.run(lambda pipeline: [Broken("bad token tok-very-secret")]), 10) == 1
+    assert d.failures == {"broken": "bad token ***"}  # what /healthz shows beside "failed"
