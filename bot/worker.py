@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 class Engine(Protocol):
     """Everything the worker uses of a model (core_model.responder.Responder provides it).
 
-    `prepare` runs on the prepare thread (tokenizing with Okt), overlapping the decode of the previous
-    batch on the decode thread; `reply_prepared` answers a whole batch at once, each reply with its
-    source ("model": the model's own words, "bank": an answer from its bank) for the metrics.
+    `prepare` gets text already normalized (the pipeline does it once, at intake) and runs on the
+    prepare thread (tokenizing with Okt), overlapping the decode of the previous batch on the decode
+    thread; `reply_prepared` answers a whole batch at once, each reply with its source ("model": the
+    model's own words, "bank": an answer from its bank) for the metrics.
     """
     version: str
     device: str
