@@ -52,7 +52,7 @@ class Daemon:
             max_batch=settings.max_batch, batch_window_ms=settings.batch_window_ms,
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
             engine_factory=engine_factory or functools.partial(load_engine, beam_width=settings.beam_width,
-                                                               candidates=settings.candidates))
+                                                               answer_bank=settings.answer_bank))
         self.store = Store(settings.db)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,

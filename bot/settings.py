@@ -56,7 +56,7 @@ class Settings:
     queue_size: int = 256
     timeout_s: float = 15.0
     beam_width: int = 4  # beam search (better replies); 1: greedy decoding, ~3x the throughput
-    candidates: int = 8  # retrieved training answers the model may choose instead of its own; 0: generate only
+    answer_bank: bool = True  # answer from the model's bank when an answer fits; false: generate every reply
     rate_per_minute: float = 20.0  # per user; 0 turns rate limiting off
     rate_burst: int = 5
     allow_guilds: tuple[str, ...] = ()  # empty: every guild

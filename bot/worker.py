@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.messages import USER_TEXT, Outcome, WorkerResult
-from core_model.consensus import DEFAULT_CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +80,10 @@ _STOP = object()
 
 
 def load_engine(model_dir: str | Path, beam_width: int = 1,
-                candidates: int = DEFAULT_CANDIDATES) -> Engine:
+                answer_bank: bool = True) -> Engine:
     """Default engine factory: the real model (imports TensorFlow only here)."""
     from core_model.responder import Responder
-    engine = Responder(model_dir, beam_width=beam_width, candidates=candidates)
+    engine = Responder(model_dir, beam_width=beam_width, answer_bank=answer_bank)
     engine.warm_up()
     return engine
 

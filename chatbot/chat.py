@@ -23,7 +23,7 @@ async def _main(args: argparse.Namespace) -> int:
     start_jvm()
     worker = InferenceWorker(args.model or default_model_dir(),
                              engine_factory=functools.partial(load_engine, beam_width=args.beam,
-                                                               candidates=args.candidates))
+                                                               answer_bank=args.answer_bank))
     await worker.start()
     store = await Store(args.db).open()
     try:
@@ -35,16 +35,16 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import default_db_path
-    from bot.worker import DEFAULT_CANDIDATES
+    from bot.settings import Settings
 
     parser = argparse.ArgumentParser(prog="chatbot chat", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(default_db_path()),
                         help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
-    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
-    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
-                        help=f"retrieved training answers weighed beside the model's reply "
-                             f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
+    parser.add_argument("--beam", type=int, default=Settings.beam_width,
+                        help=f"beam width (default {Settings.beam_width}; 1: greedy)")
+    parser.add_argument("--answer-bank", action=argparse.BooleanOptionalAction, default=Settings.answer_bank,
+                        help="answer from the model's bank when an answer fits (--no-answer-bank: generate every reply)")
     parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
     args = parser.parse_args(argv)
     if sys.stdin.isatty() and sys.stdout.isatty():

@@ -4,8 +4,8 @@ On a leak-free held-out split the seq2seq model's own replies score below simply
 answer of the most similar training question (chrF 6.4 vs 7.3): a fitting human answer shares
 more with what people say than a generated one. So a model directory may carry the Q/A pairs of
 its training side (`bank.json`, pinned by sha256 in the manifest, never any held-out pair); the
-responder retrieves the answers to the questions most like the user's and lets the model choose
-among them and its own reply (`core_model.consensus`).
+responder finds the questions most like the user's and chooses among their answers
+(`core_model.ranking`), speaking in the model's own words only when none fits.
 
 Retrieval is TF-IDF over character 1-3-grams within words (scikit-learn), rebuilt from the JSON at
 load: no pickled index is ever read. N-grams of spaces alone are dropped: they occur in every
@@ -21,12 +21,6 @@ from pathlib import Path
 import numpy as np
 
 BANK = "bank.json"
-RELATIVE_SIMILARITY = 0.7
-"""A candidate's question must be at least this share as similar as the nearest one: on the dev split
-the choice scored the same with it (chrF 7.52) and with no floor, from 4.9 candidates instead of 8, and
-weakly related answers ("갑자기 눈물 나" -> a power-cut answer via "갑자기") drop out."""
-
-
 @dataclass
 class AnswerBank:
     questions: list[str]
@@ -58,21 +52,19 @@ class AnswerBank:
     def __len__(self) -> int:
         return len(self.questions)
 
+    def vectorize(self, texts: Sequence[str]):
+        """Sparse TF-IDF rows (unit norm) in the questions' n-gram space: messages, answers, anything."""
+        return self._vectorizer.transform(list(texts))
+
     def nearest(self, questions: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """-> (indices, cosine similarities), each (len(questions), k), most similar first."""
         k = max(1, min(k, len(self)))
-        sims = (self._vectorizer.transform(list(questions)) @ self._index.T).toarray()
+        sims = (self.vectorize(questions) @ self._index.T).toarray()
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(self) else \
             np.tile(np.arange(len(self)), (len(questions), 1))
         top_sims = np.take_along_axis(sims, top, 1)
         order = np.argsort(-top_sims, axis=1, kind="stable")
         return np.take_along_axis(top, order, 1), np.take_along_axis(top_sims, order, 1)
-
-    def candidates(self, questions: Sequence[str], k: int) -> list[list[int]]:
-        """Up to `k` similar questions per question (indices), none that shares nothing or is far behind the best."""
-        nearest, sims = self.nearest(questions, k)
-        return [[int(j) for j, s in zip(row, row_sims) if s > 0 and s >= RELATIVE_SIMILARITY * row_sims[0]]
-                for row, row_sims in zip(nearest, sims)]
 
     def save(self, path: Path) -> None:
         data = {"questions": self.questions, "answers": self.answers, "answer_tokens": self.answer_tokens}

@@ -13,6 +13,9 @@ from pathlib import Path
 from core_model.answer_bank import BANK, AnswerBank
 from core_model.data import file_sha256
 from core_model.model import ModelConfig, Seq2Seq, build_model
+from core_model.selector import FEATURES as SELECTOR_FEATURES
+from core_model.selector import WEIGHTS as SELECTOR_WEIGHTS
+from core_model.selector import Selector
 from core_model.vocab import Vocab
 
 WEIGHTS = "model.weights.h5"
@@ -31,15 +34,17 @@ class LoadedModel:
     manifest: dict
     path: Path
     bank: AnswerBank | None = None  # human answers the responder may choose; None: generation only
+    selector: Selector | None = None  # which bank answer fits a message (with the bank)
 
     @property
     def version(self) -> str:
         return str(self.manifest.get("version", "unknown"))
 
 
-def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict, bank: AnswerBank | None = None) -> dict:
-    """Write weights, vocabulary, the answer bank if any, and the manifest (last, so a half-written
-    directory never verifies)."""
+def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict, bank: AnswerBank | None = None,
+         selector: Selector | None = None) -> dict:
+    """Write weights, vocabulary, the answer bank and selector if any, and the manifest (last, so a
+    half-written directory never verifies)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bare = build_model(model.config)  # an uncompiled twin: the file holds no optimizer state
@@ -48,6 +53,8 @@ def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict, bank: An
     vocab.save(out / VOCAB)
     if bank is not None:
         bank.save(out / BANK)
+    if selector is not None:
+        selector.save(out)
     manifest = {
         "version": info.pop("version", None) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -59,7 +66,7 @@ def save(out_dir: str | Path, model: Seq2Seq, vocab: Vocab, info: dict, bank: An
 
 def write_manifest(out: Path, manifest: dict) -> dict:
     """Pin every model file by sha256 and replace the manifest atomically."""
-    names = [WEIGHTS, VOCAB] + ([BANK] if (out / BANK).is_file() else [])
+    names = [WEIGHTS, VOCAB] + [n for n in (BANK, SELECTOR_WEIGHTS, SELECTOR_FEATURES) if (out / n).is_file()]
     manifest = {**manifest, "files": {name: file_sha256(out / name) for name in names}}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -73,6 +80,14 @@ def attach_bank(model_dir: str | Path, bank: AnswerBank, info: dict) -> dict:
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     bank.save(out / BANK)
     return write_manifest(out, {**manifest, "bank": info})
+
+
+def attach_selector(model_dir: str | Path, selector: Selector, info: dict) -> dict:
+    """Give an existing model directory a (new) response selector; `info` goes in the manifest."""
+    out = Path(model_dir)
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    selector.save(out)
+    return write_manifest(out, {**manifest, "selector": info})
 
 
 def load(model_dir: str | Path) -> LoadedModel:
@@ -112,4 +127,10 @@ def load(model_dir: str | Path) -> LoadedModel:
                 raise ValueError("it has no answer_tokens for the model to score")
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"{path}: bad answer bank: {exc}") from exc
-    return LoadedModel(model, vocab, manifest, path, bank)
+    selector = None
+    if bank is not None and SELECTOR_WEIGHTS in files and SELECTOR_FEATURES in files:
+        try:
+            selector = Selector.load(path)
+        except Exception as exc:  # h5py/keras raise many types for damaged files
+            raise ModelLoadError(f"{path}: bad response selector: {exc}") from exc
+    return LoadedModel(model, vocab, manifest, path, bank, selector)

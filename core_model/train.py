@@ -15,6 +15,7 @@ from core_model.data import Pair
 from core_model.decode import GreedyDecoder
 from core_model.model import ModelConfig, build_model, masked_loss
 from core_model.responder import render
+from core_model.selector import SelectorConfig, train_selector
 from core_model.tokenizer import Tokenizer
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, Vocab
 
@@ -42,6 +43,8 @@ class TrainConfig:
         "help": "with --select-by chrf, the share of distinct dev replies an epoch needs to be kept"})
     learning_rate: float = 2e-3
     seed: int = 42
+    selector_epochs: int = field(default=SelectorConfig.epochs, metadata={
+        "help": "epochs of the response selector (the epoch with the best dev Recall@1 of 10 is kept); 0: none"})
 
 
 def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random | None):
@@ -197,6 +200,12 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     heldout_loss = token_loss(model, enc(held_tok)) if held_tok else None
     # Every pair the model may learn from (the dev pairs too, never the held-out ones) can be answered verbatim.
     bank = AnswerBank.from_pairs([(p.q, p.a, a) for p, (_, a) in zip(train_pairs + dev_pairs, train_tok + dev_tok)])
+    selector, selector_info = None, None
+    if cfg.selector_epochs > 0:
+        selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs], [(p.q, p.a) for p in dev_pairs],
+                                              SelectorConfig(epochs=cfg.selector_epochs, seed=cfg.seed),
+                                              verbose=verbose not in (0, False))
+        selector_info = {"config": asdict(selector.config), **curves_sel}
     info = {
         "train_config": asdict(cfg),
         "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},
@@ -208,6 +217,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         "train_loss": curves["loss"][kept],
         "history": curves,
         "bank": {"pairs": len(bank)},
+        **({"selector": selector_info} if selector_info else {}),
         **(extra_info or {}),
     }
-    return artifacts.save(out_dir, model, vocab, info, bank)
+    return artifacts.save(out_dir, model, vocab, info, bank, selector)

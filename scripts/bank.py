@@ -1,4 +1,5 @@
-"""`chatbot bank`: give a model directory the answer bank of a corpus's training side, without retraining.
+"""`chatbot bank`: give a model directory the answer bank of a corpus's training side and a response
+selector trained on it, without retraining the seq2seq model.
 
 The bank is every pair of the base corpus that is not held out (the same leak-free split as
 training, so held-out scores stay honest) plus every pair of `--pairs` files (e.g. the taught
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import asdict
 
 from scripts.train import DEFAULT_DATA
 
@@ -23,30 +25,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", action="append", default=[], metavar="CSV",
                         help="more pairs, all kept (e.g. from `chatbot export-pairs`); repeatable")
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
+    parser.add_argument("--selector-epochs", type=int, default=None, metavar="N",
+                        help="train the response selector for N epochs on the bank's pairs (the dev split picks the "
+                             "epoch kept; default: the shipped recipe's); 0 keeps the directory's selector")
     args = parser.parse_args(argv)
     model_dir = args.model or str(default_model_dir())
 
     from tqdm import tqdm
 
     from core_model.answer_bank import AnswerBank
-    from core_model.artifacts import ModelLoadError, attach_bank, load
-    from core_model.data import DataError, file_sha256, read_pairs, split
+    from core_model.artifacts import ModelLoadError, attach_bank, attach_selector, load
+    from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
+    from core_model.selector import SelectorConfig, train_selector
 
     try:
         load(model_dir)  # refuse to touch a directory that is not a valid model
-        pairs = split(read_pairs(args.data))[0] + [p for path in args.pairs for p in read_pairs(path)]
+        base = split(read_pairs(args.data))[0]
+        taught = [p for path in args.pairs for p in read_pairs(path)]
     except (DataError, ModelLoadError) as exc:
         print(f"chatbot bank: {exc}", file=sys.stderr)
         return 2
     from core_model.tokenizer import Tokenizer
 
     tokenizer = Tokenizer()
-    triples = [(p.q, p.a, tokenizer.tokenize(p.a)) for p in tqdm(pairs, desc="tokenizing answers", unit="pair")]
+    triples = [(p.q, p.a, tokenizer.tokenize(p.a)) for p in tqdm(base + taught, desc="tokenizing answers", unit="pair")]
     bank = AnswerBank.from_pairs(triples)
-    command = "chatbot bank " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    attach_bank(model_dir, bank, {"pairs": len(bank), "command": command,
-                                  "data": [{"path": path, "sha256": file_sha256(path)}
-                                           for path in [args.data, *args.pairs]]})
+    command = "chatbot " + shlex.join(["bank", *(argv if argv is not None else sys.argv[1:])])
+    data = [{"path": path, "sha256": file_sha256(path)} for path in [args.data, *args.pairs]]
+    attach_bank(model_dir, bank, {"pairs": len(bank), "command": command, "data": data})
+    epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
+    if epochs > 0:
+        fit, dev = dev_split(base)
+        config = SelectorConfig(epochs=epochs)
+        print(f"training the response selector on {len(fit) + len(taught)} pairs ({len(dev)} dev pairs pick the "
+              f"epoch)", file=sys.stderr)
+        selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config)
+        attach_selector(model_dir, selector, {"command": command, "data": data, "config": asdict(config), **history})
     print(f"{model_dir}: answer bank of {len(bank)} pairs (the base corpus's held-out pairs left out)",
           file=sys.stderr)
     return 0

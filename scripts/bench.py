@@ -2,8 +2,8 @@
 
 The worker rows use greedy decoding (as the seed did); at 64 concurrent requesters,
 `worker_c64_beam4` shows the cost of beam search and `worker_c64_daemon` the daemon's default
-(beam search, then the consensus choice among the reply and 8 retrieved answers; only for a model
-with an answer bank).
+(the best-fitting bank answer, beam search only where none fits; only for a model with an answer
+bank and a selector).
 
 Everything is measured in one process on the same model and the same fixed mix of real
 ChatbotData questions (held-out ones, which the model never trained on).
@@ -64,14 +64,13 @@ async def bench_worker(worker, questions: list[str], concurrency: int, total: in
 async def run(model_dir: str, quick: bool) -> dict:
     from bot.worker import InferenceWorker, WorkerConfig
     from core_model.data import read_pairs, split
-    from core_model.consensus import DEFAULT_CANDIDATES
-    from core_model.decode import DEFAULT_BEAM_WIDTH
+    from bot.settings import Settings
     from core_model.responder import Responder
     from bot.paths import BASE_CORPUS
 
     _, held = split(read_pairs(BASE_CORPUS))
     questions = [p.q for p in held[:64]]
-    responder = Responder(model_dir, candidates=0)
+    responder = Responder(model_dir, answer_bank=False)
     responder.warm_up()
     seed = bench_seed_eager(responder, questions[: 6 if quick else 32])
     worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,
@@ -84,10 +83,10 @@ async def run(model_dir: str, quick: bool) -> dict:
         stats, replies = await bench_worker(worker, questions, conc, total)
         out[f"worker_c{conc}"] = stats
     await worker.stop()
-    for key, candidates in (("worker_c64_beam4", 0), ("worker_c64_daemon", DEFAULT_CANDIDATES)):
-        engine = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=DEFAULT_BEAM_WIDTH,
-                           candidates=candidates, loaded=responder.loaded)
-        if candidates and engine.bank is None:
+    for key, answer_bank in (("worker_c64_beam4", False), ("worker_c64_daemon", Settings.answer_bank)):
+        engine = Responder(model_dir, tokenizer=responder.tokenizer, beam_width=Settings.beam_width,
+                           answer_bank=answer_bank, loaded=responder.loaded)
+        if answer_bank and engine.ranker is None:
             continue
         engine.reply_batch(questions[:8])
         worker = InferenceWorker(model_dir, WorkerConfig(max_batch=64, batch_window_ms=5, queue_size=1024,

@@ -37,16 +37,16 @@ def _batches(stream) -> Iterator[list[bytes]]:
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import default_model_dir
-    from core_model.consensus import DEFAULT_CANDIDATES
+    from bot.settings import Settings
 
     parser = argparse.ArgumentParser(prog="chatbot reply", description=__doc__)
     parser.add_argument("text", nargs="?", help="the message (omit with --jsonl)")
     parser.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines on stdin')
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
-    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4; 1: greedy)")
-    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
-                        help=f"retrieved training answers weighed beside the model's reply "
-                             f"(default {DEFAULT_CANDIDATES}; 0: generate only)")
+    parser.add_argument("--beam", type=int, default=Settings.beam_width,
+                        help=f"beam width (default {Settings.beam_width}; 1: greedy)")
+    parser.add_argument("--answer-bank", action=argparse.BooleanOptionalAction, default=Settings.answer_bank,
+                        help="answer from the model's bank when an answer fits (--no-answer-bank: generate every reply)")
     args = parser.parse_args(argv)
     if not args.jsonl and args.text is None:
         parser.error("give a TEXT or --jsonl")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         responder = Responder(args.model or default_model_dir(), beam_width=args.beam,
-                              candidates=args.candidates)
+                              answer_bank=args.answer_bank)
     except ModelLoadError as exc:
         print(f"chatbot reply: {exc}", file=sys.stderr)
         return 1

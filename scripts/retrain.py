@@ -44,11 +44,10 @@ def heldout_loss_of(model_dir: Path, held, tokenizer) -> float:
 
 def daemon_replies(model_dir: Path, questions: list[str]) -> list[str]:
     """Replies to `questions` as the daemon would give them with this model directory (defaults)."""
-    from core_model.consensus import DEFAULT_CANDIDATES
-    from core_model.decode import DEFAULT_BEAM_WIDTH
+    from bot.settings import Settings
     from scripts.evaluate import model_replies
 
-    return model_replies(str(model_dir), questions, str(DEFAULT_BEAM_WIDTH), DEFAULT_CANDIDATES)[0]
+    return model_replies(str(model_dir), questions, str(Settings.beam_width), Settings.answer_bank)[0]
 
 
 def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) -> list[str]:
@@ -56,7 +55,7 @@ def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) ->
     -> the reasons not to promote it (none: promote)."""
     import sacrebleu
 
-    from scripts.evaluate import chrf_gain_interval
+    from core_model.evaluation import chrf_gain_interval
 
     questions, refs = [p.q for p in held], [p.a for p in held]
 

@@ -32,7 +32,7 @@ def train_config(args: argparse.Namespace):
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.seed_config:
-        values.update(SEED_CONFIG, vocab_size=2000, min_count=1, select_by="last")
+        values.update(SEED_CONFIG, vocab_size=2000, min_count=1, select_by="last", selector_epochs=0)
     return TrainConfig(**values)
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from scripts.evaluate import fluent
+from core_model.evaluation import fluent
 from tests.conftest import REPO
 
 

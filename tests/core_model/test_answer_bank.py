@@ -16,10 +16,7 @@ def test_nearest_finds_the_question_itself_first(tmp_path):
     assert idx[1, 0] == 150 and 0 < sims[1, 0] < 1
     assert (sims[:, :-1] >= sims[:, 1:]).all()  # most similar first
     assert bank.nearest(["아무거나"], 10_000)[0].shape == (1, 200)  # k beyond the bank is clamped
-    found = bank.candidates([pairs[17].q, "😀"], 8)
-    idx, sims = bank.nearest([pairs[17].q], 8)
-    assert found[0] == [j for j, s in zip(idx[0], sims[0]) if s >= 0.7 * sims[0, 0]] and found[0][0] == 17
-    assert found[1] == []  # nothing in common: no candidate at all
+    assert bank.nearest(["😀"], 3)[1].max() == 0  # nothing in common: similarity 0
 
 
 def test_from_pairs_keeps_repeats_once_and_round_trips(tmp_path):

@@ -1,4 +1,4 @@
-"""Choosing among the model's reply and retrieved answers, on a real (tiny) model and real files."""
+"""Choosing a bank answer or the model's own reply, on a real (tiny) model and real files."""
 import json
 import shutil
 
@@ -42,17 +42,18 @@ def test_the_model_scores_its_learned_answer_above_others(tiny_responder, tiny_p
     assert scorer([], []) == []
 
 
-def test_replies_come_from_the_bank_when_similar_questions_agree(walk_model, tiny_responder):
+def test_replies_come_from_the_bank_when_an_answer_fits(walk_model, tiny_responder):
     hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer, beam_width=4)
-    generate = Responder(walk_model, tokenizer=tiny_responder.tokenizer, beam_width=4, candidates=0)
-    assert generate.bank is None and hybrid.bank is not None
+    generate = Responder(walk_model, tokenizer=tiny_responder.tokenizer, beam_width=4, answer_bank=False)
+    assert generate.ranker is None and hybrid.ranker is not None
     question = "오늘 날씨 진짜 좋다"
-    reply = hybrid.reply(question)
-    assert reply in {a for _, a in WALK[:3]} | {"산책하기 좋은 날!"}
-    assert reply != generate.reply(question)  # the tiny model only knows its own 50 answers
-    detailed = hybrid.reply_batch_detailed([question, "😀", ""])
-    assert detailed[0] == (reply, True) and hybrid.last_sources == ["bank", "model", "model"]
-    assert detailed[1:] == generate.reply_batch_detailed(["😀", ""])  # nothing similar: the model's own
+    replies = hybrid.replies([hybrid.prepare(t) for t in (question, "😀", "")])
+    assert replies[0].text in {a for _, a in WALK[:3]} | {"산책하기 좋은 날!"} and replies[0].source == "bank"
+    assert replies[0].text != generate.reply(question)  # the tiny model only knows its own 50 answers
+    # Nothing in the bank fits: the model's own words, exactly as generation alone gives them.
+    assert [r.source for r in replies[1:]] == ["model", "model"]
+    assert [r.text for r in replies[1:]] == generate.reply_batch(["😀", ""])
+    assert hybrid.reply_prepared([hybrid.prepare(question)]) == [(replies[0].text, "bank")]
 
 
 def test_a_question_the_bank_holds_gets_its_answer(walk_model, tiny_responder):
@@ -62,14 +63,15 @@ def test_a_question_the_bank_holds_gets_its_answer(walk_model, tiny_responder):
 
 
 def test_bank_answers_cannot_ping(walk_model, tiny_responder):
-    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer, candidates=8)
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
     for reply in hybrid.reply_batch(["오늘 날씨 맑음"] * 3 + ["@everyone 날씨 맑음"]):
         assert "@everyone" not in reply
 
 
 def test_the_bank_is_pinned_by_the_manifest(walk_model):
     manifest = json.loads((walk_model / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json"}
+    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json", "selector.weights.h5",
+                                      "selector.json"}
     bank = walk_model / "bank.json"
     bank.write_text(bank.read_text().replace("산책", "낮잠"), encoding="utf-8")
     with pytest.raises(artifacts.ModelLoadError, match="bank.json does not match"):

@@ -31,7 +31,7 @@ def test_save_load_same_outputs(tiny_model_dir, tiny_responder, tiny_pairs, tmp_
     qs = [p.q for p in tiny_pairs] + ["처음 보는 문장", ""]
     assert again.reply_batch(qs) == tiny_responder.reply_batch(qs)
     manifest = json.loads((copy / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json"}
+    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json", "selector.weights.h5", "selector.json"}
     assert manifest["bank"] == {"pairs": len(tiny_pairs)}
     assert manifest["config"]["max_reply_len"] >= max(len(p.a) for p in tiny_pairs) // 10
 
@@ -116,7 +116,7 @@ def test_the_kept_epoch_has_the_best_dev_chrf_among_varied_epochs(tmp_path):
     assert min(distinct) < 0.5 <= max(distinct)  # both kinds of epoch occurred
     best = max(range(30), key=lambda e: (distinct[e] >= 0.5, chrf[e]))
     assert manifest["epoch_kept"] == best + 1 and manifest["dev_chrf"] == chrf[best]
-    replies = Responder(tmp_path / "m", candidates=0).reply_batch([p.q for p in dev])  # the restored weights
+    replies = Responder(tmp_path / "m", answer_bank=False).reply_batch([p.q for p in dev])  # the restored weights
     assert sacrebleu.corpus_chrf(replies, [[p.a for p in dev]]).score == pytest.approx(chrf[best], abs=1e-3)
     assert len(set(replies)) / len(replies) == pytest.approx(distinct[best], abs=1e-3)
     assert distinct[best] >= 0.5

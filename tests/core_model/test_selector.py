@@ -1,0 +1,54 @@
+"""The response selector: trained on real ChatbotData pairs, it learns which answer fits; saved as weights + JSON."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from core_model import artifacts
+from core_model.evaluation import selection_measures, selection_ranks
+from core_model.selector import Featurizer, Selector, SelectorConfig, char_features, train_selector
+from tests.conftest import corpus_pairs
+
+
+@pytest.fixture(scope="module")
+def trained():
+    pairs = [(p.q, p.a) for p in corpus_pairs(400)]
+    selector, history = train_selector(pairs[:360], pairs[360:], SelectorConfig(epochs=12, dim=32, hidden=64, dropout=0.1, batch_size=32),
+                                       verbose=False)
+    return selector, history, pairs
+
+
+def test_features_are_word_ngrams_and_every_text_has_one():
+    assert char_features("잘 자") == ["잘", "<잘", "잘>", "<잘>", "자", "<자", "자>", "<자>"]
+    featurizer = Featurizer.build(["잘 자", "잘 자요"], min_count=2)
+    assert "자" in featurizer.features and "요" not in featurizer.features  # seen once: dropped
+    rows = featurizer.encode(["", "😀", "잘 자"])
+    assert rows.shape[0] == 3 and (rows[:2, 0] == 1).all() and (rows[:2, 1:] == 0).all()  # only ALWAYS
+    assert (rows[2] > 1).sum() > 0
+
+
+def test_it_learns_which_answer_fits(trained):
+    selector, history, pairs = trained
+    seen = selection_measures(selection_ranks(selector.score, pairs[:200]))
+    assert seen["recall_at_1_of_10"] > 0.6  # chance: 0.1
+    assert len(history["dev_recall_at_1"]) == 12 and 1 <= history["epoch_kept"] <= 12
+    assert history["loss"][-1] < history["loss"][0]
+    scores = selector.score(["", pairs[0][0]], [[pairs[0][1], "😀"], []])
+    assert [len(s) for s in scores] == [2, 0] and np.isfinite(scores[0]).all()
+
+
+def test_it_ships_in_the_model_directory_pinned_by_sha256(trained, tiny_model_dir, tmp_path):
+    selector, _, pairs = trained
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, out)
+    artifacts.attach_selector(out, selector, {"pairs": 360})
+    loaded = artifacts.load(out)
+    again = loaded.selector.score([pairs[3][0]], [[a for _, a in pairs[:5]]])[0]
+    assert again == pytest.approx(selector.score([pairs[3][0]], [[a for _, a in pairs[:5]]])[0], abs=1e-5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"selector.weights.h5", "selector.json"} <= set(manifest["files"]) and manifest["selector"]["pairs"] == 360
+    (out / "selector.json").write_text((out / "selector.json").read_text().replace("<", "{"), encoding="utf-8")
+    with pytest.raises(artifacts.ModelLoadError, match="selector.json does not match"):
+        artifacts.load(out)
+    assert isinstance(Selector.load(tiny_model_dir), Selector)
