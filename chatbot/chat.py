@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=Settings.beam_width,
                         help=f"beam width (default {Settings.beam_width}; 1: greedy)")
     parser.add_argument("--answer-bank", action=argparse.BooleanOptionalAction, default=Settings.answer_bank,
-                        help="answer from the model's bank when an answer fits (--no-answer-bank: generate every reply)")
+                        help="answer from the model's bank when an answer fits "
+                             "(--no-answer-bank: generate every reply)")
     parser.add_argument("--user", default=getpass.getuser(), help="user id to log under (default: your login)")
     args = parser.parse_args(argv)
     if sys.stdin.isatty() and sys.stdout.isatty():
