@@ -26,7 +26,7 @@ def selection_lists(pairs: Sequence[tuple[str, str]], seed: int = SELECTION_SEED
     rng = random.Random(seed)
     answers = [a for _, a in pairs]
     out = []
-    for i, (_, own) in enumerate(pairs):
+    for _, own in pairs:
         pool = [j for j in range(len(pairs)) if answers[j] != own]
         out.append([own] + [answers[j] for j in rng.sample(pool, min(DISTRACTORS, len(pool)))])
     return out

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+
 def retrieval_replies(train, questions: list[str]) -> list[str]:
     """Nearest training question by TF-IDF over character 1-3-grams -> its answer."""
     from core_model.answer_bank import AnswerBank
@@ -112,7 +113,8 @@ def write_report(out_dir: Path, result: dict, examples: dict, curves: dict) -> N
     plt.close(fig)
     lines = ["# Evaluation on the held-out split", "",
              f"Held-out pairs: {result['split']['heldout']} (training pairs: {result['split']['train']}).", "",
-             "| system | Recall@1 of 10 | MRR | BLEU | chrF | fluency | distinct replies |", "|---|---|---|---|---|---|---|"]
+             "| system | Recall@1 of 10 | MRR | BLEU | chrF | fluency | distinct replies |",
+             "|---|---|---|---|---|---|---|"]
     for s, r in result["systems"].items():
         cells = [r.get("recall_at_1_of_10", "-"), r.get("mrr", "-"), r.get("bleu", "-"), r.get("chrf", "-"),
                  f"{r['fluency']:.1%}" if "fluency" in r else "-", r.get("distinct_replies", "-")]

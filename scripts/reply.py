@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=Settings.beam_width,
                         help=f"beam width (default {Settings.beam_width}; 1: greedy)")
     parser.add_argument("--answer-bank", action=argparse.BooleanOptionalAction, default=Settings.answer_bank,
-                        help="answer from the model's bank when an answer fits (--no-answer-bank: generate every reply)")
+                        help="answer from the model's bank when an answer fits "
+                             "(--no-answer-bank: generate every reply)")
     args = parser.parse_args(argv)
     if not args.jsonl and args.text is None:
         parser.error("give a TEXT or --jsonl")

@@ -2,10 +2,11 @@
 
 The held-out split is computed on the base corpus exactly as for the shipped model, so held-out
 figures are comparable; logged pairs only ever go to training (repeated `--pair-weight` times).
-Not worse means both: the generator's held-out loss is not higher, and the replies as the daemon
-gives them (beam search, then the choice among retrieved answers) are not worse in held-out chrF
-beyond noise (the 95% paired-bootstrap interval of the gain lies below zero). The loss alone
-misses what users see: most replies come from the answer bank, which the model only weighs.
+Not worse means all of: the generator's held-out loss is not higher; the answer scorer (selector +
+shared words) does not rank held-out answers worse (Recall@1 of 10); and the replies as the daemon
+gives them are not worse in held-out chrF - each "worse" only beyond noise (the 95% paired-bootstrap
+interval of the gain lies below zero). The loss alone misses what users see: most replies come from
+the answer bank, which the selector chooses from.
 Promotion swaps the `current` symlink atomically; a running daemon follows it (SIGHUP, the
 admin command, or its file watch).
 """
@@ -50,12 +51,24 @@ def daemon_replies(model_dir: Path, questions: list[str]) -> list[str]:
     return model_replies(str(model_dir), questions, str(Settings.beam_width), Settings.answer_bank)[0]
 
 
+def selection_ranks_of(model_dir: Path, held) -> list[int] | None:
+    """Ranks of the held-out answers among 10 by this directory's answer scorer (None: it has none)."""
+    from core_model import artifacts
+    from core_model.evaluation import selection_ranks
+    from core_model.ranking import AnswerRanker
+
+    loaded = artifacts.load(model_dir)
+    if loaded.bank is None or loaded.selector is None:
+        return None
+    return selection_ranks(AnswerRanker(loaded.bank, loaded.selector).score, [(p.q, p.a) for p in held])
+
+
 def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) -> list[str]:
     """Add held-out figures of the new model (and of the one it would replace) to `manifest`;
     -> the reasons not to promote it (none: promote)."""
     import sacrebleu
 
-    from core_model.evaluation import chrf_gain_interval
+    from core_model.evaluation import chrf_gain_interval, recall_gain_interval, selection_measures
 
     questions, refs = [p.q for p in held], [p.a for p in held]
 
@@ -64,19 +77,26 @@ def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) ->
 
     new_replies = daemon_replies(new_dir, questions)
     manifest["heldout_chrf"] = chrf(new_replies)
+    new_ranks = selection_ranks_of(new_dir, held)
+    if new_ranks is not None:
+        manifest["heldout_selection"] = selection_measures(new_ranks)
     if not (baseline_dir / "manifest.json").exists():
         return []
+    old_ranks = selection_ranks_of(baseline_dir, held)
+    recall_gain = recall_gain_interval(new_ranks, old_ranks) if new_ranks and old_ranks else None
     new_loss = manifest["heldout_loss"]  # measured by train() the same way, on the same pairs
     old_loss = heldout_loss_of(baseline_dir, held, tokenizer)
     old_replies = daemon_replies(baseline_dir, questions)
     gain = chrf_gain_interval(new_replies, old_replies, refs)
     manifest["compared_to"] = {"path": str(baseline_dir), "heldout_loss": old_loss, "chrf_gain_ci95": gain,
-                               "heldout_chrf": chrf(old_replies)}
+                               "heldout_chrf": chrf(old_replies), "recall_at_1_gain_ci95": recall_gain}
     print(f"held-out loss: new {new_loss}, current {old_loss}; chrF of the replies: new {manifest['heldout_chrf']}, "
           f"current {manifest['compared_to']['heldout_chrf']} (95% interval of the gain {gain}; {baseline_dir})",
           file=sys.stderr)
     return (["its held-out loss is higher"] if new_loss > old_loss else []) + \
-        (["its replies score lower in held-out chrF, beyond noise"] if gain[1] < 0 else [])
+        (["its replies score lower in held-out chrF, beyond noise"] if gain[1] < 0 else []) + \
+        (["its answer scorer ranks held-out answers worse (Recall@1 of 10), beyond noise"]
+         if recall_gain and recall_gain[1] < 0 else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"retraining on {len(base_train)} base + {len(logged)} logged pairs (x{args.pair_weight}), "
           f"{len(held)} held out -> {out}", file=sys.stderr)
     manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
-                     extra_info={"command": "chatbot retrain " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
+                     extra_info={"command": "chatbot " + shlex.join(["retrain", *(argv or sys.argv[1:])]),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
     reasons = judge(out, baseline_dir, held, tokenizer, manifest)
     write_manifest(out, manifest)

@@ -16,8 +16,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            parser.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes", "on"),
-                                default=f.default, metavar="BOOL", help=f"(default {f.default})")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f"(default {f.default})")
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default, choices=f.metadata.get("choices"),
                                 help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from core_model.train import train
 
     cfg = train_config(args)
-    command = "chatbot train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "chatbot " + shlex.join(["train", *(argv if argv is not None else sys.argv[1:])])
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
     train_pairs, held = split(pairs)
     fit_pairs, dev = dev_split(train_pairs)

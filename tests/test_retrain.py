@@ -11,7 +11,9 @@ from tests.conftest import TINY, corpus_pairs
 
 def flags(**override):
     cfg = {**TINY, **override}
-    return [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
+    flags = [f"--{k.replace('_', '-')}" for k in cfg]
+    return [f"{flag}={v}" if not isinstance(v, bool) else flag if v else "--no-" + flag[2:]
+            for flag, v in zip(flags, cfg.values())]
 
 
 async def test_retrain_promotes_only_when_not_worse_and_worker_serves_it(tmp_path, tiny_model_dir):
@@ -42,6 +44,9 @@ async def test_retrain_promotes_only_when_not_worse_and_worker_serves_it(tmp_pat
     assert v3["compared_to"]["heldout_loss"] < v3["heldout_loss"] and 0 <= v3["heldout_chrf"] <= 100
     low, high = v3["compared_to"]["chrf_gain_ci95"]
     assert low <= high
+    assert 0 <= v3["heldout_selection"]["recall_at_1_of_10"] <= 1  # the selector is judged too
+    low, high = v3["compared_to"]["recall_at_1_gain_ci95"]
+    assert -1 <= low <= high <= 1
 
 
 def test_retrain_refuses_a_model_whose_replies_are_worse_even_at_a_lower_loss(tmp_path, tiny_model_dir):

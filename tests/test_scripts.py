@@ -9,29 +9,48 @@ from tests.conftest import REPO
 
 
 def run(args, timeout=600):
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=REPO, capture_output=True, timeout=timeout,
+    proc = subprocess.run([sys.executable, "-m", "chatbot", *args], cwd=REPO, capture_output=True, timeout=timeout,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
 def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
-    out = run(["eval", "--model", f"shipped={tiny_model_dir}@4:8", "--model", f"tiny={tiny_model_dir}",
-               "--model", f"seed={tiny_model_dir}@notebook",
+    sheet = tmp_path / "sheet.tsv"
+    out = run(["eval", "--model", f"shipped={tiny_model_dir}@4:1", "--model", f"tiny={tiny_model_dir}",
+               "--model", f"seed={tiny_model_dir}@notebook", "--sheet", str(sheet), "--sample", "12",
                "--limit", "40", "--json", "--reports", str(tmp_path)])
     assert out["split"] == {"train": out["split"]["train"], "heldout": 40}
-    assert set(out["systems"]) == {"shipped", "tiny", "seed", "retrieval"}
+    selection = {"selector", "overlap", "generator", "generator_anti_lm"}
+    assert set(out["systems"]) == {"shipped", "tiny", "seed", "retrieval"} | selection
     assert out["targets"]["chrf_vs_seed"] > 0 and "chrf_vs_seed_our_decoder" not in out["targets"]
-    for system in out["systems"].values():
-        assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
-    ratio = out["systems"]["shipped"]["chrf"] / out["systems"]["retrieval"]["chrf"]
-    assert out["targets"]["chrf_vs_retrieval"] == round(ratio, 3) and out["targets"]["met"] is False
+    for name, system in out["systems"].items():
+        if name not in selection:
+            assert 0 <= system["chrf"] <= 100 and 0 <= system["fluency"] <= 1 and system["distinct_replies"] >= 1
+        if name in selection | {"shipped"}:
+            assert 0 <= system["recall_at_1_of_10"] <= 1 and 0.1 <= system["mrr"] <= 1
+    shipped = out["systems"]["shipped"]
+    ratio = shipped["chrf"] / out["systems"]["retrieval"]["chrf"]
+    assert out["targets"]["chrf_vs_retrieval"] == round(ratio, 3)
+    assert out["targets"]["met"] == (shipped["recall_at_1_of_10"] >= 0.4 and shipped["fluency"] >= 0.95)
     low, high = out["targets"]["chrf_gain_vs_retrieval_ci95"]
     assert low <= high
     report = (tmp_path / "eval.md").read_text()
-    assert "| tiny |" in report and "All targets met: no" in report and report.count("\n| ") >= 20 + 2
+    assert "| tiny |" in report and "Met: " in report and report.count("\n| ") >= 20 + 2
+    # The blind sheet: 12 questions, no system named; two raters' copies unblind into reports/judged.*.
+    rows = sheet.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "id\tmessage\treply\trating" and len({r.split("\t")[1] for r in rows[1:]}) == 12
+    assert not any(name in r for r in rows for name in ("shipped", "retrieval", "reference"))
+    for n, rating in ((1, "2"), (2, "1")):
+        (tmp_path / f"rated{n}.tsv").write_text("\n".join([rows[0]] + [r + rating for r in rows[1:]]) + "\n",
+                                                encoding="utf-8")
+    judged = run(["eval", "--ratings", str(tmp_path / "rated1.tsv"), str(tmp_path / "rated2.tsv"),
+                  "--key", f"{sheet}.key.json", "--reports", str(tmp_path), "--json"])
+    assert judged["raters"] == 2 and judged["exact_agreement"] == 0.0 and judged["rows_rated"] == len(rows) - 1
+    assert judged["systems"]["reference"] == {"n": 12, "fitting": 1.0, "unfit": 0.0, "mean": 1.5}
+    assert "| shipped | 12 |" in (tmp_path / "judged.md").read_text()
     assert (tmp_path / "scores.png").stat().st_size > 1000 and (tmp_path / "curves.png").stat().st_size > 1000
-    bad = subprocess.run([sys.executable, "-m", "bot.cli", "eval", "--model", f"x={tiny_model_dir}@wide"], cwd=REPO,
+    bad = subprocess.run([sys.executable, "-m", "chatbot", "eval", "--model", f"x={tiny_model_dir}@wide"], cwd=REPO,
                          capture_output=True, timeout=120)
     assert bad.returncode == 2 and b"BEAM a number or 'notebook'" in bad.stderr
 
@@ -66,7 +85,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     write_pairs(tmp_path / "corpus.csv", pairs)
     taught = [Pair("우리 고양이 이름은?", "나비예요."), Pair("우리 고양이 이름은?", "나비예요.")]
     write_pairs(tmp_path / "taught.csv", taught)
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "bank", "--data", str(tmp_path / "corpus.csv"),
+    proc = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--data", str(tmp_path / "corpus.csv"),
                            "--pairs", str(tmp_path / "taught.csv"), "--model", str(model)],
                           cwd=REPO, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
@@ -75,7 +94,8 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     expected = {(p.q, p.a) for p in train} | {("우리 고양이 이름은?", "나비예요.")}
     assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
     assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
+    assert loaded.selector is not None and loaded.manifest["selector"]["epoch_kept"] >= 1  # retrained on the bank
     assert Responder(model).reply("우리 고양이 이름은?") == "나비예요."  # taught, and answered without retraining
-    missing = subprocess.run([sys.executable, "-m", "bot.cli", "bank", "--model", str(tmp_path / "none")],
+    missing = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--model", str(tmp_path / "none")],
                              cwd=REPO, capture_output=True, timeout=300)
     assert missing.returncode == 2 and b"not a model directory" in missing.stderr

@@ -4,8 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from core_model.evaluation import (read_ratings, selection_lists, selection_measures, selection_ranks, unblind,
-                                   write_sheet)
+from core_model.evaluation import (
+    read_ratings,
+    selection_lists,
+    selection_measures,
+    selection_ranks,
+    unblind,
+    write_sheet,
+)
 
 PAIRS = [(f"질문 {i}", f"답 {i % 15}") for i in range(40)]
 
@@ -26,12 +32,13 @@ def test_ranks_count_ties_against_the_right_answer():
 
 def test_a_sheet_hides_the_systems_and_its_key_unblinds_two_raters(tmp_path):
     messages = ["배고파", "잘 자"]
-    replies = {"reference": ["밥 먹어요.", "좋은 꿈 꿔요."], "a": ["밥 먹어요.", "배고파요."], "b": ["네.", "\t잘\n자요"]}
+    replies = {"reference": ["밥 먹어요.", "좋은 꿈 꿔요."], "a": ["밥 먹어요.", "배고파요."],
+               "b": ["네.", "\t잘\n자요"]}
     key_path = write_sheet(tmp_path / "sheet.tsv", messages, replies)
     sheet = (tmp_path / "sheet.tsv").read_text(encoding="utf-8").splitlines()
     assert sheet[0] == "id\tmessage\treply\trating" and len(sheet) == 1 + 5  # "밥 먹어요." once for two systems
     assert all(line.count("\t") == 3 and "reference" not in line for line in sheet)
-    key = json.loads(key_path.read_text(encoding="utf-8"))
+    assert len(json.loads(key_path.read_text(encoding="utf-8"))["rows"]) == 5
     rating = {"밥 먹어요.": 2, "좋은 꿈 꿔요.": 2, "배고파요.": 0, "네.": 1, "잘 자요": 1}
     second = {**rating, "네.": 0}
     for name, table in (("one.tsv", rating), ("two.tsv", second)):

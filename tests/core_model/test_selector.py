@@ -14,8 +14,8 @@ from tests.conftest import corpus_pairs
 @pytest.fixture(scope="module")
 def trained():
     pairs = [(p.q, p.a) for p in corpus_pairs(400)]
-    selector, history = train_selector(pairs[:360], pairs[360:], SelectorConfig(epochs=12, dim=32, hidden=64, dropout=0.1, batch_size=32),
-                                       verbose=False)
+    config = SelectorConfig(epochs=12, dim=32, hidden=64, dropout=0.1, batch_size=32)
+    selector, history = train_selector(pairs[:360], pairs[360:], config, verbose=False)
     return selector, history, pairs
 
 

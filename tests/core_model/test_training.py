@@ -31,7 +31,8 @@ def test_save_load_same_outputs(tiny_model_dir, tiny_responder, tiny_pairs, tmp_
     qs = [p.q for p in tiny_pairs] + ["처음 보는 문장", ""]
     assert again.reply_batch(qs) == tiny_responder.reply_batch(qs)
     manifest = json.loads((copy / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json", "selector.weights.h5", "selector.json"}
+    assert set(manifest["files"]) == {"model.weights.h5", "vocab.json", "bank.json", "selector.weights.h5",
+                                      "selector.json"}
     assert manifest["bank"] == {"pairs": len(tiny_pairs)}
     assert manifest["config"]["max_reply_len"] >= max(len(p.a) for p in tiny_pairs) // 10
 
