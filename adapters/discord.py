@@ -5,7 +5,10 @@ addressed to the bot or written by one, `!teach`/`!forget`/`!reload`), and the p
 Everything sent uses `AllowedMentions.none()` (set on the client and on every call), so no
 reply can ping anyone whatever its text. All model work happens in the worker; handlers only
 await it, so the gateway heartbeat is never blocked. Reconnects and HTTP 429s are left to
-discord.py.
+discord.py. Replies go out through the pipeline's outbox (bot/outbox.py): written to the store before
+they are sent, one in flight per channel; a send that still fails (a 5xx after discord.py's own
+retries, a timeout, a dropped connection) is tried again instead of being lost, and what a killed
+daemon owed is sent after the restart.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from adapters.common import split_text
 from bot.adapter import AdapterState
 from bot.commands import FORGET_DONE
 from bot.messages import Incoming
+from bot.outbox import Delivery, DeliveryError
 from bot.pipeline import Pipeline
 from core_model.text import neutralize_mentions
 
@@ -43,7 +47,10 @@ class DiscordAdapter:
         intents.dm_messages = intents.guild_messages = intents.reactions = True
         self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS)
         self.tree = app_commands.CommandTree(self.client)
+        self._live: dict[str, discord.Message] = {}  # messages being answered now, by id
+        self._pieces_sent: dict[int, tuple[int, str]] = {}  # outbox id -> pieces already sent, first id
         self._register()
+        pipeline.outbox.register(PLATFORM, self.deliver)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,18 +145,67 @@ class DiscordAdapter:
     async def handle_message(self, message: discord.Message) -> None:
         if not self.intake:
             return
-        await self.pipeline.handle(self.incoming(message), lambda text: self._send(message, text),
-                                   typing=message.channel.typing)
+        self._live[str(message.id)] = message
+        try:
+            await self.pipeline.handle(self.incoming(message), lambda text: self._send(message, text),
+                                       typing=message.channel.typing)
+        finally:
+            self._live.pop(str(message.id), None)
 
     async def _send(self, message: discord.Message, text: str) -> str | None:
-        """Reply to `message` (split at 2,000 characters); never pings; never raises into discord.py.
-
-        Returns the id of the first message sent (reactions on it are feedback)."""
-        first = None
+        """A command's answer to `message`; never raises into discord.py (replies go through `deliver`)."""
         try:
-            for piece in split_text(neutralize_mentions(text), LIMIT):
-                sent = await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS)
-                first = first or sent
+            return await self._pieces(message.reply, text)
         except discord.HTTPException as exc:
-            log.warning("discord: could not send a reply in channel %s: %s", message.channel.id, exc)
-        return str(first.id) if first else None
+            log.warning("discord: could not send a reply in channel %s: %s", message.channel.id,
+                        delivery_error(exc))
+        return None
+
+    async def deliver(self, d: Delivery) -> str | None:
+        """Reply to the message `d.reply_to` (split at 2,000 characters; never pings); the first piece's id.
+
+        The outbox's delivery for Discord: raises DeliveryError naming what failed after discord.py's own
+        retries. Pieces already sent are not sent again when a later one failed."""
+        try:
+            message = self._live.get(d.reply_to or "")
+            if message is not None:
+                send = message.reply
+            else:  # after a restart: the channel by id, the user's message as the reference
+                if not self.client.is_ready():
+                    raise DeliveryError("not_connected")
+                channel = self.client.get_channel(int(d.channel or 0)) or await self.client.fetch_channel(
+                    int(d.channel or 0))
+                reference = (discord.MessageReference(message_id=int(d.reply_to), channel_id=int(d.channel or 0),
+                                                      fail_if_not_exists=False) if d.reply_to else None)
+
+                async def send(piece: str, **kw) -> discord.Message:
+                    return await channel.send(piece, reference=reference, **kw)
+            return await self._pieces(send, d.text, d.outbox_id)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise delivery_error(exc) from None
+
+    async def _pieces(self, send, text: str, key: int | None = None) -> str | None:
+        done, first = self._pieces_sent.pop(key, (0, None)) if key is not None else (0, None)
+        for i, piece in enumerate(split_text(neutralize_mentions(text), LIMIT)):
+            if i < done:
+                continue
+            try:
+                sent = await send(piece, mention_author=False, allowed_mentions=NO_PINGS)
+            except BaseException:
+                if key is not None and i:
+                    self._pieces_sent[key] = (i, first)
+                raise
+            first = first or str(sent.id)
+        return first
+
+
+def delivery_error(exc: BaseException) -> DeliveryError:
+    """A failed send as the outbox sees it: named; 5xx, timeouts and connection errors are worth retrying."""
+    if isinstance(exc, discord.RateLimited):
+        return DeliveryError("ratelimited", retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        reason = {403: "forbidden", 404: "not_found"}.get(exc.status, f"http_{exc.status}")
+        return DeliveryError(reason, permanent=exc.status < 500 and exc.status != 429, detail=exc.text or "")
+    return DeliveryError(type(exc).__name__, detail=str(exc))  # timeouts, dropped connections: try again

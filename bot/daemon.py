@@ -3,8 +3,10 @@
 Which adapters run is decided by the caller (chatbot/serve.py), so bot/ never imports a platform.
 The daemon supervises them through the `Adapter` protocol: one failing leaves the others running.
 SIGTERM/SIGINT: stop taking messages, drain the worker, let handlers send and log, close the
-adapters, flush the store, exit 0. SIGHUP (or an admin's `!reload`) reloads the model, and a newly
-promoted `models/current` is picked up by a file watch.
+adapters, flush the store, exit 0; replies the outbox could not send by then stay pending in the store,
+and the next start sends those younger than `delivery_max_age_s` (bot/outbox.py).
+SIGHUP (or an admin's `!reload`) reloads the model, and a newly promoted `models/current` is picked up
+by a file watch.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from bot.adapter import Adapter, AdapterState, describe
 from bot.commands import Commands
 from bot.metrics import Metrics
+from bot.outbox import Outbox
 from bot.paths import default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
@@ -54,10 +57,11 @@ class Daemon:
             engine_factory=engine_factory or functools.partial(load_engine, beam_width=settings.beam_width,
                                                                answer_bank=settings.answer_bank))
         self.store = Store(settings.db)
+        self.outbox = Outbox(self.store, self.metrics, max_age_s=settings.delivery_max_age_s)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),
-                                 commands=Commands(settings.admin_users, self.reload))
+                                 commands=Commands(settings.admin_users, self.reload), outbox=self.outbox)
         self.adapters: list[Adapter] = []
         self.failures: dict[str, str] = {}  # adapter name -> why it failed
         self.phase = "starting"
@@ -70,7 +74,7 @@ class Daemon:
     def health(self) -> tuple[bool, dict]:
         return self.phase == "ready" and self.worker.ready, {
             "phase": self.phase, "model_version": self.worker.version, "device": self.worker.device,
-            "queue_depth": self.worker.queue_depth(),
+            "queue_depth": self.worker.queue_depth(), "outbox_pending": self.outbox.depth,
             "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters}}
 
     def model_target(self) -> Path:
@@ -150,8 +154,10 @@ class Daemon:
         await self.store.open()
         await self.worker.start()
         self.metrics.watch(self.worker)
-        self.adapters = build_adapters(self.pipeline)
+        self.metrics.outbox_pending.set_function(lambda: self.outbox.depth)
+        self.adapters = build_adapters(self.pipeline)  # each registers its platform's delivery with the outbox
         tasks = [asyncio.create_task(self.supervise(a), name=f"adapter-{a.name}") for a in self.adapters]
+        await self.pipeline.resume()  # what a previous run still owed, unless too old
         tasks += [asyncio.create_task(self.watch_model()), asyncio.create_task(self.prune_daily())]
         if foreground is not None:
             tasks.append(asyncio.create_task(self.run_foreground(foreground)))
@@ -185,6 +191,7 @@ class Daemon:
         if not await self.pipeline.wait_idle(SHUTDOWN_BUDGET_S - 2):
             log.warning("some replies were still being sent at shutdown")
         self.pipeline.accepting = False
+        await self.outbox.close()  # replies not yet sent stay pending in the store for the next start
         await self.worker.stop()
         for adapter in self.adapters:
             await self._quietly(adapter.name, adapter.stop())

@@ -23,6 +23,15 @@ class Metrics:
         self.reply_sources = Counter("chatbot_replies_by_source", "Replies by origin: the model's own words, "
                                      "or an answer from its answer bank", ["source"], registry=r)
         self.reloads = Counter("chatbot_model_reloads", "Model reloads, by result", ["result"], registry=r)
+        self.delivery_retries = Counter("chatbot_delivery_retries", "Posts tried again, by why: the platform "
+                                        "library's own retries (a 429 honoured, a 503, a dropped connection) and "
+                                        "the outbox's", ["platform", "reason"], registry=r)
+        self.delivery_failures = Counter("chatbot_delivery_failures", "Delivery attempts that failed after the "
+                                         "platform library's retries (the outbox tries again unless the error is "
+                                         "permanent); reason 'expired': replies given up as too old",
+                                         ["platform", "reason"], registry=r)
+        self.outbox_pending = Gauge("chatbot_outbox_pending", "Replies owed: accepted, not yet sent or given up",
+                                    registry=r)
         self.model = Info("chatbot_model", "The model being served", registry=r)
 
     def received(self, platform: str) -> None:

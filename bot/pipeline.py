@@ -1,8 +1,11 @@
 """The adapters' only door into the bot: one entry per user action.
 
 `handle(msg, send)` is a message: admission steps (bots, addressing, allow-list, dedupe; see
-bot/steps.py) -> a command (bot/commands.py) or: normalize once -> rate limit -> worker -> `send`
--> store. `feedback`, `teach` and `forget` are the other actions; adapters never touch the store.
+bot/steps.py) -> a command (bot/commands.py) or: normalize once -> [outbox: owed] -> rate limit ->
+worker -> store -> the reply out, through the outbox (bot/outbox.py: at least once, one post at a time
+per channel) when the platform registered a delivery, else through `send`. `admit` + `answer` are
+`handle` in two halves, for platforms that acknowledge an event before it is answered.
+`feedback`, `teach` and `forget` are the other actions; adapters never touch the store.
 """
 from __future__ import annotations
 
@@ -10,15 +13,18 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 from bot.commands import ATTACHMENT_ONLY, Commands
 from bot.messages import USER_TEXT, Incoming, Outcome, WorkerResult
 from bot.metrics import Metrics
+from bot.outbox import Delivery, Outbox
 from bot.ratelimit import RateLimiter
 from bot.steps import AllowList, Dedupe, IgnoreBots, OnlyAddressed, Step
-from bot.store import Exchange, Store
+from bot.store import Exchange, OutboxRow, Store
 from bot.worker import InferenceWorker
 from core_model.text import normalize
 
@@ -28,12 +34,22 @@ log = logging.getLogger(__name__)
 Send = Callable[[str], Awaitable[str | None]]
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A message past the admission steps; `outbox_id` set when its answer is owed through the outbox."""
+    msg: Incoming
+    outbox_id: int | None = None
+    accepted_at: float | None = None
+
+
 class Pipeline:
     def __init__(self, worker: InferenceWorker, store: Store | None, limiter: RateLimiter | None = None,
                  metrics: Metrics | None = None, *, allow: AllowList | None = None,
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None, outbox: Outbox | None = None) -> None:
         self.worker = worker
         self._store = store
+        self.outbox = outbox or Outbox(store, metrics)
+        self._resuming: set[asyncio.Task] = set()
         self.limiter = limiter or RateLimiter(per_minute=0)
         self.metrics = metrics
         self.allow = allow or AllowList()
@@ -57,30 +73,91 @@ class Pipeline:
     # -- a message ------------------------------------------------------------------------------
     async def handle(self, msg: Incoming, send: Send, *,
                      typing: Callable[[], AbstractAsyncContextManager] | None = None) -> WorkerResult | None:
-        """Everything the bot does with one message; the reply goes out through `send`.
+        """Everything the bot does with one message; the reply goes out through `send`, or through the
+        outbox when the platform registered a durable delivery (then `send` only answers commands).
 
         Returns the worker's result for a chat message, None when dropped or answered as a command.
         `typing`, if given, is shown while the model thinks.
         """
+        admission = await self.admit(msg)
+        return None if admission is None else await self.answer(admission, send, typing=typing)
+
+    async def admit(self, msg: Incoming) -> Admission | None:
+        """The admission steps, then (for a chat message on a durable platform) the promise of an answer
+        written to the outbox. None: dropped. An adapter whose platform acknowledges events (Slack) calls
+        this before acknowledging, and `answer` after, so an acknowledged message is never lost."""
         for step in self.steps:
             if not await step.admit(msg):
                 return None
+        if msg.command or (not msg.text.strip() and msg.attachments):
+            return Admission(msg)
+        msg = dataclasses.replace(msg, text=normalize(msg.text),
+                                  raw_text=msg.text if msg.raw_text is None else msg.raw_text)
+        if not self.outbox.durable(msg.platform):
+            return Admission(msg)
+        outbox_id = await self._store.outbox_accept(
+            platform=msg.platform, user_id=msg.user_id, text=msg.text, raw=msg.raw_text, workspace=msg.workspace,
+            channel=msg.channel, thread=msg.thread, reply_to=msg.message_id)
+        self.outbox.accepted()
+        return Admission(msg, outbox_id, time.time())
+
+    async def answer(self, admission: Admission, send: Send, *,
+                     typing: Callable[[], AbstractAsyncContextManager] | None = None) -> WorkerResult | None:
+        """Answer an admitted message: a command's text, or the model's reply (recorded)."""
+        msg = admission.msg
         if msg.command:
             answer = await self.command(msg)
             if answer is not None:
                 await send(answer)
                 return None
-        if not msg.text.strip() and msg.attachments:
+            msg = dataclasses.replace(msg, text=normalize(msg.text),
+                                      raw_text=msg.text if msg.raw_text is None else msg.raw_text)
+        elif not msg.text.strip() and msg.attachments:
             await send(ATTACHMENT_ONLY)
             return None
-        msg = dataclasses.replace(msg, text=normalize(msg.text),
-                                  raw_text=msg.text if msg.raw_text is None else msg.raw_text)
         async with self._handling():
             async with typing() if typing else contextlib.nullcontext():
                 result = await self._ask(msg)
-            reply_id = await send(result.text)
-            await self._record(msg, result, reply_id)
+            if admission.outbox_id is None:
+                reply_id = await send(result.text)
+                await self._record(msg, result, reply_id)
+            else:
+                await self._deliver(msg, result, admission.outbox_id, admission.accepted_at)
         return result
+
+    async def _deliver(self, msg: Incoming, result: WorkerResult, outbox_id: int, accepted_at: float) -> None:
+        """Through the outbox: the reply and its exchange are written before the post, marked sent after."""
+        await self._store.outbox_reply(outbox_id, self._exchange(msg, result))
+        await self.outbox.send(Delivery(msg.platform, msg.channel, msg.thread, msg.message_id, result.text,
+                                        outbox_id), accepted_at)
+
+    async def resume(self) -> int:
+        """At start-up: answer what the outbox still owes (pending, younger than its age limit); the number."""
+        if self._store is None:
+            return 0
+        await self.outbox.expire_old()
+        rows = [r for r in await self._store.outbox_pending() if self.outbox.durable(r.platform)]
+        for row in rows:
+            self.outbox.accepted()
+            task = asyncio.create_task(self._resume_one(row), name=f"resume-{row.id}")
+            self._resuming.add(task)
+            task.add_done_callback(self._resuming.discard)
+        if rows:
+            log.info("outbox: %d replies owed from before the restart are being sent", len(rows))
+        return len(rows)
+
+    async def _resume_one(self, row: OutboxRow) -> None:
+        msg = Incoming(row.platform, row.user_id, row.text, raw_text=row.raw, workspace=row.workspace,
+                       channel=row.channel, thread=row.thread, message_id=row.reply_to)
+        async with self._handling():
+            if row.reply is None:  # accepted, but the model had not answered before the stop
+                result = await self._ask(msg, limit=False)
+                await self._store.outbox_reply(row.id, self._exchange(msg, result))
+                text = result.text
+            else:
+                text = row.reply
+            await self.outbox.send(Delivery(row.platform, row.channel, row.thread, row.reply_to, text, row.id),
+                                   row.created_at)
 
     async def command(self, msg: Incoming) -> str | None:
         """The answer to a command (`msg.command` set by the adapter); None: not one after all."""
@@ -106,14 +183,16 @@ class Pipeline:
         except asyncio.TimeoutError:
             return False
 
-    async def _ask(self, msg: Incoming) -> WorkerResult:
-        """The reply for normalized `msg`, or a polite outcome (rate limited, busy, empty, error); never raises."""
+    async def _ask(self, msg: Incoming, *, limit: bool = True) -> WorkerResult:
+        """The reply for normalized `msg`, or a polite outcome (rate limited, busy, empty, error); never raises.
+
+        `limit=False`: the user's rate limit was applied when the message was first accepted."""
         if self.metrics:
             self.metrics.received(msg.platform)
         if not self.accepting:
             result = WorkerResult(Outcome.OVERLOADED, USER_TEXT[Outcome.OVERLOADED], self.worker.version,
                                   error="shutting down")
-        elif not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
+        elif limit and not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
             result = WorkerResult(Outcome.RATE_LIMITED, USER_TEXT[Outcome.RATE_LIMITED], self.worker.version)
         else:
             try:
@@ -129,11 +208,15 @@ class Pipeline:
         """Queue the exchange for the store (after the reply went out, so it never delays it)."""
         if self._store is None:
             return
-        await self._store.log_exchange(Exchange(
+        await self._store.log_exchange(self._exchange(msg, result, reply_message_id))
+
+    @staticmethod
+    def _exchange(msg: Incoming, result: WorkerResult, reply_message_id: str | None = None) -> Exchange:
+        return Exchange(
             platform=msg.platform, workspace=msg.workspace, channel=msg.channel, thread=msg.thread,
             user_id=msg.user_id, text=msg.text, raw=msg.raw_text if msg.raw_text is not None else msg.text,
             reply=result.text, outcome=result.outcome.value, model_version=result.model_version,
-            latency_ms=round(result.latency_ms, 2), reply_message_id=reply_message_id))
+            latency_ms=round(result.latency_ms, 2), reply_message_id=reply_message_id)
 
     # -- the other user actions -------------------------------------------------------------------
     async def feedback(self, platform: str, user_id: str, kind: str, *, reply_id: str | None = None,

@@ -64,6 +64,7 @@ class Settings:
     admin_users: tuple[str, ...] = ()  # may run the reload admin command
     retention_days: float = 0.0  # 0 keeps exchanges forever
     model_watch_s: float = 5.0  # how often to look for a newly promoted model; 0 off
+    delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
     slack_app_token: Secret = field(default=Secret(""), repr=False)

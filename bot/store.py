@@ -61,6 +61,31 @@ MIGRATIONS: list[str] = [
         seen_at REAL NOT NULL
     );
     """,
+    # 2 -> 3: the outbox. A message the bot accepted is written here (pending) before the model runs,
+    # its reply before it is sent, and it is marked sent with the platform's id after: what is still
+    # pending at start-up is answered then (at least once), unless older than the age limit (expired).
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT,
+        channel TEXT,
+        thread TEXT,
+        reply_to TEXT,
+        user_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        raw BLOB,
+        reply TEXT,
+        exchange_id INTEGER REFERENCES exchanges(id) ON DELETE SET NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'expired', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        message_id TEXT,
+        created_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX outbox_status ON outbox(status, created_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 WRITE_BATCH = 100
@@ -100,7 +125,25 @@ class Exchange:
     reply_message_id: str | None = None
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """A message the bot owes an answer (status `pending`), as the outbox stores it."""
+    id: int
+    platform: str
+    user_id: str
+    text: str
+    raw: str | None
+    workspace: str | None
+    channel: str | None
+    thread: str | None
+    reply_to: str | None
+    reply: str | None  # None: the model had not answered yet
+    attempts: int
+    created_at: float  # epoch seconds, when the message was accepted
+
+
 _Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+OUTBOX_KEEP_S = 24 * 3600  # finished outbox rows are kept this long (then pruned at start-up)
 
 
 class Store:
@@ -193,15 +236,17 @@ class Store:
     # -- writes ---------------------------------------------------------------------------------
     async def log_exchange(self, ex: Exchange) -> asyncio.Future:
         """Queue an exchange; the returned future gives its row id once committed."""
-        async def op(db: aiosqlite.Connection) -> int:
-            cur = await db.execute(
-                "INSERT INTO exchanges (platform, workspace, channel, thread, user_id, text, raw, reply,"
-                " model_version, latency_ms, outcome, reply_message_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ex.platform, ex.workspace, ex.channel, ex.thread, ex.user_id, _text(ex.text), encode_raw(ex.raw),
-                 _text(ex.reply), ex.model_version, ex.latency_ms, ex.outcome, ex.reply_message_id, _now()))
-            return int(cur.lastrowid)
-        return await self._submit(op)
+        return await self._submit(lambda db: self._insert_exchange(db, ex))
+
+    @staticmethod
+    async def _insert_exchange(db: aiosqlite.Connection, ex: Exchange) -> int:
+        cur = await db.execute(
+            "INSERT INTO exchanges (platform, workspace, channel, thread, user_id, text, raw, reply,"
+            " model_version, latency_ms, outcome, reply_message_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ex.platform, ex.workspace, ex.channel, ex.thread, ex.user_id, _text(ex.text), encode_raw(ex.raw),
+             _text(ex.reply), ex.model_version, ex.latency_ms, ex.outcome, ex.reply_message_id, _now()))
+        return int(cur.lastrowid)
 
     async def mark_reply(self, platform: str, reply_message_id: str, user_id: str, kind: str) -> bool:
         """A good/bad mark by `user_id` on the bot reply `reply_message_id`; False if not theirs."""
@@ -232,6 +277,7 @@ class Store:
         async def op(db: aiosqlite.Connection) -> int:
             await db.execute("DELETE FROM feedback WHERE user_id = ? AND exchange_id IN"
                              " (SELECT id FROM exchanges WHERE platform = ?)", (user_id, platform))
+            await db.execute("DELETE FROM outbox WHERE platform = ? AND user_id = ?", (platform, user_id))
             cur = await db.execute("DELETE FROM exchanges WHERE platform = ? AND user_id = ?", (platform, user_id))
             return cur.rowcount
         return await (await self._submit(op))
@@ -253,6 +299,68 @@ class Store:
                                    (event_key, time.time()))
             return cur.rowcount > 0
         return await (await self._submit(op))
+
+    # -- the outbox -----------------------------------------------------------------------------
+    async def outbox_accept(self, *, platform: str, user_id: str, text: str, raw: str | None,
+                            workspace: str | None, channel: str | None, thread: str | None,
+                            reply_to: str | None) -> int:
+        """A message the bot owes an answer: `pending`, committed when this returns; its row id."""
+        async def op(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (platform, workspace, channel, thread, reply_to, user_id, _text(text), encode_raw(raw), time.time()))
+            return int(cur.lastrowid)
+        return await (await self._submit(op))
+
+    async def outbox_reply(self, outbox_id: int, ex: Exchange) -> int:
+        """The reply to a pending message and its exchange, in one transaction, before it is sent."""
+        async def op(db: aiosqlite.Connection) -> int:
+            exchange_id = await self._insert_exchange(db, ex)
+            await db.execute("UPDATE outbox SET reply = ?, exchange_id = ? WHERE id = ?",
+                             (_text(ex.reply), exchange_id, outbox_id))
+            return exchange_id
+        return await (await self._submit(op))
+
+    async def outbox_sent(self, outbox_id: int, message_id: str | None) -> None:
+        """Delivered: the platform's id of the reply goes on the row and on its exchange (reactions)."""
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute("UPDATE outbox SET status = 'sent', message_id = ?, attempts = attempts + 1,"
+                             " done_at = ? WHERE id = ?", (message_id, time.time(), outbox_id))
+            await db.execute("UPDATE exchanges SET reply_message_id = ? WHERE id ="
+                             " (SELECT exchange_id FROM outbox WHERE id = ?)", (message_id, outbox_id))
+        await (await self._submit(op))
+
+    async def outbox_attempt_failed(self, outbox_id: int, error: str, final: str | None = None) -> None:
+        """One failed attempt (`error` names why); `final` ('failed' or 'expired') gives up on the row."""
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                             " status = coalesce(?, status), done_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END"
+                             " WHERE id = ?", (error, final, final, time.time(), outbox_id))
+        await (await self._submit(op))
+
+    async def outbox_expire(self, max_age_s: float) -> dict[str, int]:
+        """Mark pending rows older than `max_age_s` expired (never sent), prune old finished rows; the
+        number expired per platform."""
+        now = time.time()
+
+        async def op(db: aiosqlite.Connection) -> dict[str, int]:
+            where = "status = 'pending' AND created_at < ?"
+            async with db.execute(f"SELECT platform, count(*) FROM outbox WHERE {where} GROUP BY platform",
+                                  (now - max_age_s,)) as cur:
+                counts = {platform: n for platform, n in await cur.fetchall()}
+            await db.execute(f"UPDATE outbox SET status = 'expired', done_at = ? WHERE {where}", (now, now - max_age_s))
+            await db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (now - OUTBOX_KEEP_S,))
+            return counts
+        return await (await self._submit(op))
+
+    async def outbox_pending(self) -> list[OutboxRow]:
+        """Every pending row, oldest first (what a restarted daemon still owes)."""
+        async with self.db.execute(
+                "SELECT id, platform, user_id, text, raw, workspace, channel, thread, reply_to, reply, attempts,"
+                " created_at FROM outbox WHERE status = 'pending' ORDER BY id") as cur:
+            rows = await cur.fetchall()
+        return [OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows]
 
     # -- reads ----------------------------------------------------------------------------------
     async def training_rows(self) -> list[tuple[str, str, str | None, str]]:

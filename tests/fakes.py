@@ -13,22 +13,34 @@ from aiohttp import web
 
 
 class FakeSlackAPI:
-    """The few Slack Web API methods the bot calls; records every chat.postMessage."""
+    """The few Slack Web API methods the bot calls; records every chat.postMessage.
 
-    def __init__(self) -> None:
+    It can also misbehave as Slack does: `rate` posts per second per channel with bursts of `burst`
+    (beyond that HTTP 429 `ratelimited` with `Retry-After`), HTTP 503 `service_unavailable` on every
+    `fail_every`-th post request, and the connection closed without an answer on every `drop_every`-th
+    (those posts are not made). `latency` delays every answer. Counts of each are kept.
+    """
+
+    def __init__(self, *, rate: float = 0.0, burst: int = 3, fail_every: int = 0, drop_every: int = 0,
+                 latency: float = 0.0, retry_after: int = 1) -> None:
         self.posts: list[dict] = []
         self.calls: list[str] = []
+        self.rate, self.burst, self.fail_every, self.drop_every = rate, burst, fail_every, drop_every
+        self.latency, self.retry_after = latency, retry_after
+        self.requests = 0  # chat.postMessage requests received
+        self.limited = self.failed = self.dropped = 0
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, last refill)
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.posted = asyncio.Event()
 
-    async def start(self) -> FakeSlackAPI:
+    async def start(self, port: int = 0) -> FakeSlackAPI:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/api/"
         return self
@@ -37,7 +49,20 @@ class FakeSlackAPI:
         if self._runner:
             await self._runner.cleanup()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _take(self, channel: str) -> bool:
+        """Slack's per-channel limit as a token bucket: `rate`/s, up to `burst` at once."""
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        tokens, last = self._buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[channel] = (tokens, now)
+            return False
+        self._buckets[channel] = (tokens - 1, now)
+        return True
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         self.calls.append(method)
         raw = await request.text()
@@ -45,12 +70,27 @@ class FakeSlackAPI:
             args = json.loads(raw) if request.content_type == "application/json" else dict(parse_qsl(raw))
         except ValueError:
             args = {}
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot",
                                       "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"})
         if method == "chat.postMessage":
+            self.requests += 1
+            if self.drop_every and self.requests % self.drop_every == 0:
+                self.dropped += 1
+                request.transport.close()  # no answer at all: the client sees the server disconnect
+                raise asyncio.CancelledError
+            if self.fail_every and self.requests % self.fail_every == 0:
+                self.failed += 1
+                return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
+            if not self._take(str(args.get("channel"))):
+                self.limited += 1
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                         headers={"Retry-After": str(self.retry_after)})
             ts = f"1700000000.{next(self._ts):06d}"
-            self.posts.append({**args, "ts": ts, "auth": request.headers.get("Authorization", "")})
+            self.posts.append({**args, "ts": ts, "auth": request.headers.get("Authorization", ""),
+                               "at": time.time()})
             self.posted.set()
             return web.json_response({"ok": True, "channel": args.get("channel"), "ts": ts})
         return web.json_response({"ok": False, "error": "unknown_method"})

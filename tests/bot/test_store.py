@@ -62,7 +62,7 @@ async def test_migration_from_schema_1_keeps_rows(tmp_path):
         assert rows[0]["text"] == "옛날 메시지" and rows[0]["reply_message_id"] is None
         assert await store.first_delivery("evt-1")
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 async def test_feedback_forget_and_retention(tmp_path):
