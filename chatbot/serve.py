@@ -38,9 +38,30 @@ def build_adapters(settings: Settings, pipeline: Pipeline) -> list[Adapter]:
     return adapters
 
 
-async def terminal_chat(pipeline: Pipeline) -> None:
-    from adapters.terminal import run_terminal
-    await run_terminal(pipeline, getpass.getuser())
+def terminal_chat(user: str):
+    """The foreground task of a daemon whose platform is this terminal."""
+    async def chat(pipeline: Pipeline) -> None:
+        from adapters.terminal import run_terminal
+        await run_terminal(pipeline, user)
+    return chat
+
+
+def run_daemon(settings: Settings, terminal_user: str | None) -> int:
+    """Start the daemon: the configured platforms, or (with `terminal_user`) the terminal chat alone."""
+    from bot.logs import setup_logging
+    terminal = terminal_user is not None
+    if terminal and sys.stdin.isatty() and sys.stdout.isatty():  # the chat owns the screen
+        from adapters.terminal import prepare_screen
+        prepare_screen(settings.db)
+    setup_logging(settings.log_level, settings.log_json, settings.secrets())
+    if terminal:  # routine logs stay out of the chat
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    from core_model.tokenizer import start_jvm
+    start_jvm()  # on the main thread, before any worker thread touches Okt
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    daemon = Daemon(settings)
+    return asyncio.run(daemon.run(lambda pipeline: [] if terminal else build_adapters(settings, pipeline),
+                                  terminal_chat(terminal_user) if terminal else None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,23 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"chatbot serve: configuration error: {exc}", file=sys.stderr)
         return 2
-    from bot.logs import setup_logging
     terminal = not (settings.discord_enabled or settings.slack_enabled)
     if terminal and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(NOTHING_TO_RUN, file=sys.stderr)
         return 2
-    if terminal:  # the chat owns the screen: before logging captures stderr
-        from adapters.terminal import prepare_screen
-        prepare_screen(settings.db)
-    setup_logging(settings.log_level, settings.log_json, settings.secrets())
-    if terminal:  # routine logs stay out of the chat
-        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-    from core_model.tokenizer import start_jvm
-    start_jvm()  # on the main thread, before any worker thread touches Okt
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    daemon = Daemon(settings)
-    return asyncio.run(daemon.run(lambda pipeline: build_adapters(settings, pipeline),
-                                  terminal_chat if terminal else None))
+    return run_daemon(settings, getpass.getuser() if terminal else None)
 
 
 if __name__ == "__main__":
