@@ -171,7 +171,7 @@ class DiscordAdapter:
             if message is not None:
                 send = message.reply
             else:  # after a restart: the channel by id, the user's message as the reference
-                if not self.client.is_ready():
+                if self.client.user is None:  # not logged in yet: the outbox tries again shortly
                     raise DeliveryError("not_connected")
                 channel = self.client.get_channel(int(d.channel or 0)) or await self.client.fetch_channel(
                     int(d.channel or 0))

@@ -18,15 +18,16 @@ class FakeSlackAPI:
     It can also misbehave as Slack does: `rate` posts per second per channel with bursts of `burst`
     (beyond that HTTP 429 `ratelimited` with `Retry-After`), HTTP 503 `service_unavailable` on every
     `fail_every`-th post request, and the connection closed without an answer on every `drop_every`-th
-    (those posts are not made). `latency` delays every answer. Counts of each are kept.
+    (those posts are not made). `latency` delays every answer. Counts of each are kept. Posts to a channel
+    in `missing` are refused for good (`channel_not_found`).
     """
 
     def __init__(self, *, rate: float = 0.0, burst: int = 3, fail_every: int = 0, drop_every: int = 0,
-                 latency: float = 0.0, retry_after: int = 1) -> None:
+                 latency: float = 0.0, retry_after: int = 1, missing: tuple[str, ...] = ()) -> None:
         self.posts: list[dict] = []
         self.calls: list[str] = []
         self.rate, self.burst, self.fail_every, self.drop_every = rate, burst, fail_every, drop_every
-        self.latency, self.retry_after = latency, retry_after
+        self.latency, self.retry_after, self.missing = latency, retry_after, missing
         self.requests = 0  # chat.postMessage requests received
         self.limited = self.failed = self.dropped = 0
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, last refill)
@@ -84,6 +85,8 @@ class FakeSlackAPI:
             if self.fail_every and self.requests % self.fail_every == 0:
                 self.failed += 1
                 return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
+            if args.get("channel") in self.missing:
+                return web.json_response({"ok": False, "error": "channel_not_found"})
             if not self._take(str(args.get("channel"))):
                 self.limited += 1
                 return web.json_response({"ok": False, "error": "ratelimited"}, status=429,

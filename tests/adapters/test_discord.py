@@ -1,6 +1,8 @@
 """The Discord adapter through discord.py's real objects and code paths (dpytest's fake backend)."""
 import asyncio
+import sqlite3
 import sys
+from types import SimpleNamespace
 
 import discord
 import discord.ext.test as dpytest
@@ -9,6 +11,7 @@ import pytest_asyncio
 
 from adapters.discord import DiscordAdapter
 from bot.adapter import AdapterState
+from bot.outbox import Delivery
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
 from bot.store import Store
@@ -247,3 +250,47 @@ async def test_admin_reload_command(env):
     assert dpytest.get_message().content == "모델을 v2 버전으로 바꿨어요."
     await dpytest.message(f"<@{me.id}> !reload", channel=channel, member=bob)  # not an admin: a normal message
     assert "v2" not in dpytest.get_message().content and calls == [1]
+
+
+async def test_a_failed_send_is_retried_not_lost(env, engines):
+    """A 503 after discord.py's own retries, then a timeout: the reply still goes out, once."""
+    adapter, store, payloads = env
+    adapter.pipeline.outbox.backoff_s = (0.01,)
+    http, failures = adapter.client.http, [
+        discord.DiscordServerError(SimpleNamespace(status=503, reason="Service Unavailable"), "upstream"),
+        asyncio.TimeoutError()]
+    spy = http.send_message
+
+    async def flaky(channel_id, *, params):
+        if failures:
+            raise failures.pop(0)
+        channel = sys._getframe(1).f_locals.get("channel")  # noqa: F841 - dpytest reads it from this frame
+        return await spy(channel_id, params=params)
+
+    http.send_message = flaky
+    engines.engine = FakeEngine(lambda text: f"답: {text}", version="echo-2")
+    await adapter.pipeline.worker.reload()
+    _, channel, alice, _ = cfg()
+    await dpytest.message(f"<@{adapter.client.user.id}> 살아 있니", channel=channel, member=alice)
+    reply = dpytest.get_message()
+    assert reply.content == "답: 살아 있니" and dpytest.verify().message().nothing()
+    assert failures == [] and len(payloads) == 1
+    await store.close()
+    await store.open()
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT status, message_id, attempts, last_error FROM outbox").fetchall() == [
+            ("sent", str(reply.id), 3, "TimeoutError")]
+    assert read_exchanges(store.path)[0]["reply_message_id"] == str(reply.id)
+
+
+async def test_delivery_after_a_restart_replies_to_the_message_by_id(env):
+    """Nothing of the original message is in memory after a restart: the channel and message ids suffice."""
+    adapter, _, payloads = env
+    _, channel, alice, _ = cfg()
+    original = await channel.send("예전 질문")
+    await dpytest.empty_queue()
+    sent_id = await adapter.deliver(Delivery("discord", str(channel.id), None, str(original.id), "늦었지만 답"))
+    reply = dpytest.get_message()
+    assert reply.content == "늦었지만 답" and sent_id == str(reply.id)
+    assert payloads[-1]["message_reference"]["message_id"] == original.id
+    assert payloads[-1]["allowed_mentions"]["parse"] == []

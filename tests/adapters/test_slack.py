@@ -1,6 +1,8 @@
 """The Slack adapter end to end on 127.0.0.1: signed HTTP requests in, a fake Web API out."""
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from urllib.parse import urlencode
 
@@ -9,6 +11,7 @@ import pytest_asyncio
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack import SlackAdapter
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
@@ -54,22 +57,31 @@ def mention(text: str, ts: str, user="U1", channel="C1", **extra) -> dict:
     return {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "ts": ts, "channel": channel, **extra}
 
 
-@pytest_asyncio.fixture
-async def env(tmp_path, tiny_responder):
-    api = await FakeSlackAPI().start()
-    engines = EngineSwitch(tiny_responder)
+@contextlib.asynccontextmanager
+async def slack_env(tmp_path, engine, api: FakeSlackAPI, metrics: Metrics | None = None):
+    """The real bolt app in HTTP mode on 127.0.0.1, posting to `api`, with a store and a worker."""
+    engines = EngineSwitch(engine)
     worker = InferenceWorker("unused", WorkerConfig(), engine_factory=engines)
     await worker.start()
     store = await Store(tmp_path / "db.sqlite3").open()
-    adapter = SlackAdapter(Pipeline(worker, store), bot_token="xoxb-secret-token", signing_secret=SECRET,
-                           http_host="127.0.0.1", http_port=0, api_url=api.url)
+    adapter = SlackAdapter(Pipeline(worker, store, metrics=metrics), bot_token="xoxb-secret-token",
+                           signing_secret=SECRET, http_host="127.0.0.1", http_port=0, api_url=api.url)
     await adapter.start()
-    async with aiohttp.ClientSession() as session:
-        yield Env(adapter, api, store, session, engines)
-    await adapter.stop()
-    await worker.stop()
-    await store.close()
-    await api.stop()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Env(adapter, api, store, session, engines)
+    finally:
+        await adapter.stop()
+        await adapter.pipeline.outbox.close()
+        await worker.stop()
+        await store.close()
+        await api.stop()
+
+
+@pytest_asyncio.fixture
+async def env(tmp_path, tiny_responder):
+    async with slack_env(tmp_path, tiny_responder, await FakeSlackAPI().start()) as env:
+        yield env
 
 
 async def test_mention_reply_in_thread_and_logged(env, tiny_pairs):
@@ -152,3 +164,57 @@ async def test_overloaded_worker_answers_politely(env):
     await env.event(mention("안녕", "555.000"))
     (post,) = await env.api.wait_posts(1)
     assert "바빠요" in post["text"] and post["thread_ts"] == "555.000"
+
+
+async def test_every_mention_answered_once_in_its_thread_under_429_503_and_dropped_connections(tmp_path, caplog):
+    """Slack at its worst, small: 1 post per 0.25 s per channel with bursts of 2 (then 429 with Retry-After),
+    a 503 on every 5th post request, the connection closed without an answer on every 7th."""
+    caplog.set_level("INFO")
+    api = await FakeSlackAPI(rate=4, burst=2, fail_every=5, drop_every=7, retry_after=0).start()
+    metrics = Metrics()
+    async with slack_env(tmp_path, FakeEngine(lambda text: f"답: {text}"), api, metrics) as env:
+        events = [mention(f"질문 {i}", f"{i}.000", user=f"U{i}", channel=f"C{i % 3}") for i in range(15)]
+        assert await asyncio.gather(*(env.event(e) for e in events)) == [200] * 15
+        await api.wait_posts(15, timeout=60)
+        await asyncio.sleep(0.5)  # nothing more comes
+        assert env.adapter.pipeline.outbox.depth == 0
+    by_thread = {}
+    for post in api.posts:
+        by_thread.setdefault(post["thread_ts"], []).append((post["channel"], post["text"]))
+    assert by_thread == {f"{i}.000": [(f"C{i % 3}", f"답: 질문 {i}")] for i in range(15)}  # once each, in its thread
+    assert api.limited and api.failed and api.dropped
+    for reason in ("ratelimited", "service_unavailable", "ServerDisconnectedError"):
+        assert metrics.value("chatbot_delivery_retries_total", platform="slack", reason=reason) > 0, reason
+        assert reason in caplog.text
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        assert db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [("sent", 15)]
+    rows = read_exchanges(tmp_path / "db.sqlite3")
+    assert sorted(r["reply_message_id"] for r in rows) == sorted(p["ts"] for p in api.posts)
+
+
+async def test_a_post_that_keeps_failing_is_retried_by_the_outbox_and_errors_are_named(tmp_path, caplog):
+    api = await FakeSlackAPI(fail_every=1, missing=("C404",)).start()  # every post 503, beyond slack_sdk's retries
+    metrics = Metrics()
+    async with slack_env(tmp_path, FakeEngine(lambda text: "답"), api, metrics) as env:
+        env.adapter.pipeline.outbox.backoff_s = (0.05,)
+        await env.event(mention("안녕", "7.000"))
+        for _ in range(400):
+            if metrics.value("chatbot_delivery_failures_total", platform="slack", reason="service_unavailable"):
+                break
+            await asyncio.sleep(0.05)
+        api.fail_every = 0  # Slack is back
+        (post,) = await api.wait_posts(1)
+        assert post["thread_ts"] == "7.000"
+        await env.event(mention("없는 채널", "8.000", channel="C404"))  # refused for good: not retried
+        for _ in range(100):
+            if metrics.value("chatbot_delivery_failures_total", platform="slack", reason="channel_not_found"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    assert metrics.value("chatbot_delivery_failures_total", platform="slack", reason="channel_not_found") == 1
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        assert db.execute("SELECT channel, status FROM outbox ORDER BY id").fetchall() == [
+            ("C1", "sent"), ("C404", "failed")]
+    assert "could not post in C1: service_unavailable" in caplog.text
+    assert "could not post in C404: channel_not_found; gave up (failed)" in caplog.text
+    assert not any(r.getMessage().rstrip().endswith(":") for r in caplog.records)  # never an empty reason
