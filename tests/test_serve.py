@@ -188,3 +188,62 @@ async def test_slack_beside_failing_discord_health_metrics_reload_and_sigterm_dr
         assert db.execute("SELECT count(*) FROM exchanges WHERE platform = 'slack'").fetchone()[0] == 12
     assert "discord adapter stopped" in logs and "model reloaded" in logs
     assert "very-secret" not in logs
+
+
+def signed_mention(i: int, channel: str, text: str) -> tuple[bytes, dict]:
+    body = json.dumps({"type": "event_callback", "team_id": "T1", "event_id": f"EvK{i}",
+                       "event": {"type": "app_mention", "user": f"U{i}", "text": f"<@UBOT> {text}",
+                                 "ts": f"{i}.0", "channel": channel}}, ensure_ascii=False)
+    ts = str(int(time.time()))
+    return body.encode(), {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts,
+                           "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)}
+
+
+async def test_kill_9_with_replies_owed_then_restart_answers_them_once_unless_too_old(
+        tmp_path, tiny_model_dir, tiny_pairs):
+    """Slack lets 2 posts per second per channel through: a burst of mentions leaves a backlog owed in the
+    outbox. kill -9, then a start on the same database answers every acknowledged mention (a duplicate
+    only for a post in flight at the kill), except one aged past the limit meanwhile: that one expires."""
+    api = await FakeSlackAPI(rate=2, burst=1, retry_after=0).start()
+    http_port, slack_port = free_port(), free_port()
+    env = base_env(tmp_path, tiny_model_dir, CHATBOT_HTTP_PORT=str(http_port), SLACK_BOT_TOKEN="xoxb-kill",
+                   SLACK_SIGNING_SECRET=SECRET, SLACK_HTTP_PORT=str(slack_port), SLACK_API_URL=api.url,
+                   CHATBOT_RATE_PER_MINUTE="0", CHATBOT_MODEL_WATCH_S="0")
+    serve = [sys.executable, "-m", "chatbot", "serve"]
+    questions = {f"{i}.0": (f"C{i % 2}", tiny_pairs[i].q) for i in range(10)}
+    async with aiohttp.ClientSession() as session:
+        proc = await asyncio.create_subprocess_exec(*serve, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+        assert (await wait_health(session, http_port, lambda status, body: status == 200))[0] == 200
+        for i, (channel, q) in enumerate(questions.values()):
+            body, headers = signed_mention(i, channel, q)
+            async with session.post(f"http://127.0.0.1:{slack_port}/slack/events", data=body, headers=headers) as r:
+                assert r.status == 200  # acknowledged: from here on the reply is owed
+        await api.wait_posts(2, timeout=30)
+        proc.kill()  # kill -9 in the middle of the backlog
+        await proc.wait()
+        posted_before = {p["thread_ts"] for p in api.posts}
+        db_path = tmp_path / "serve.sqlite3"
+        with sqlite3.connect(db_path) as db:
+            owed = [t for (t,) in db.execute("SELECT thread FROM outbox WHERE status = 'pending' ORDER BY id")]
+            stale = next(t for t in reversed(owed) if t not in posted_before)
+            db.execute("UPDATE outbox SET created_at = created_at - 3600 WHERE thread = ?", (stale,))
+        assert len(posted_before) < len(questions) and len(owed) >= 3
+
+        proc = await asyncio.create_subprocess_exec(*serve, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                                    stderr=subprocess.PIPE)
+        await wait_health(session, http_port, lambda status, body: status == 200 and body["outbox_pending"] == 0)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        logs = (await proc.stderr.read()).decode()
+    await api.stop()
+    threads = [p["thread_ts"] for p in api.posts]
+    assert set(threads) == set(questions) - {stale}, logs  # every acknowledged mention but the stale one
+    duplicates = len(threads) - len(set(threads))
+    assert duplicates <= 2  # at most one post in flight per channel at the kill
+    for post in api.posts:
+        assert post["text"] in {p.a for p in tiny_pairs[:10]} and post["channel"] == questions[post["thread_ts"]][0]
+    with sqlite3.connect(db_path) as db:
+        statuses = dict(db.execute("SELECT thread, status FROM outbox"))
+    assert statuses.pop(stale) == "expired" and set(statuses.values()) == {"sent"}
+    assert "expired unsent" in logs and "being sent" in logs
