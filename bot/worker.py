@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.messages import USER_TEXT, Outcome, WorkerResult
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,11 @@ class Engine(Protocol):
 
 @dataclass
 class WorkerConfig:
-    max_batch: int = 64
-    batch_window_ms: float = 5.0
-    queue_size: int = 256
-    timeout_s: float = 15.0
+    """Sizes and deadlines; the defaults are the daemon's settings (bot.settings owns them)."""
+    max_batch: int = Settings.max_batch
+    batch_window_ms: float = Settings.batch_window_ms
+    queue_size: int = Settings.queue_size
+    timeout_s: float = Settings.timeout_s
 
 
 @dataclass
@@ -79,8 +81,8 @@ class _Request:
 _STOP = object()
 
 
-def load_engine(model_dir: str | Path, beam_width: int = 1,
-                answer_bank: bool = True) -> Engine:
+def load_engine(model_dir: str | Path, beam_width: int = Settings.beam_width,
+                answer_bank: bool = Settings.answer_bank) -> Engine:
     """Default engine factory: the real model (imports TensorFlow only here)."""
     from core_model.responder import Responder
     engine = Responder(model_dir, beam_width=beam_width, answer_bank=answer_bank)

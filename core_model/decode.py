@@ -1,5 +1,4 @@
-"""Batched greedy and beam-search decoding, each compiled into one TensorFlow graph, and the seed's
-eager loop (the benchmark's baseline).
+"""Batched greedy and beam-search decoding, each compiled into one TensorFlow graph.
 
 `GreedyDecoder` runs the whole reply loop (a `tf.while_loop` built by AutoGraph) in one
 `tf.function` call for any batch size: every row stops at its own `<eos>`, the loop stops when all
@@ -15,9 +14,6 @@ import tensorflow as tf
 from core_model.model import Seq2Seq
 from core_model.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, pad_rows
 
-
-DEFAULT_BEAM_WIDTH = 4
-"""The daemon's decoding: beam search avoids greedy's loops ("마음이 모두 마음의 돈이 모두 ...")."""
 DEFAULT_LENGTH_PENALTY = 0.7  # 1.2 and 2.0 gave no consistent chrF gain on the held-out halves
 
 
@@ -51,14 +47,12 @@ def _block_repeated_trigrams(logits: tf.Tensor, seqs: tf.Tensor, prev: tf.Tensor
 
 
 class GreedyDecoder:
-    """`notebook=True` decodes as the seed notebook did: `<unk>` may be emitted (it is dropped from the
-    text) and nothing stops repeats. Only `chatbot eval` uses it, to score the seed's recipe as it was."""
+    BANS_UNK = True
 
-    def __init__(self, model: Seq2Seq, notebook: bool = False) -> None:
+    def __init__(self, model: Seq2Seq) -> None:
         self.model = model
         self.max_len = model.config.max_reply_len
-        self.notebook = notebook
-        self._bias = _banned_bias(model.config.vocab_size, unk=not notebook)
+        self._bias = _banned_bias(model.config.vocab_size, unk=self.BANS_UNK)
         self._fn = tf.function(self._decode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
     def _decode(self, enc_ids: tf.Tensor) -> tf.Tensor:
@@ -74,10 +68,7 @@ class GreedyDecoder:
             prev = tf.gather_nd(tokens, active)
             logits, h_a, c_a = self.model.step(prev, tf.gather_nd(h, active), tf.gather_nd(c, active),
                                                tf.gather_nd(enc_seq, active), tf.gather_nd(mask, active))
-            logits += self._bias
-            if not self.notebook:
-                logits += tf.one_hot(prev, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
-                logits = _block_repeated_trigrams(logits, tf.gather_nd(seqs, active), prev, t)
+            logits = self._constrain(logits + self._bias, prev, tf.gather_nd(seqs, active), t)
             chosen = tf.argmax(logits, axis=-1, output_type=tf.int32)
             h = tf.tensor_scatter_nd_update(h, active, h_a)
             c = tf.tensor_scatter_nd_update(c, active, c_a)
@@ -89,42 +80,25 @@ class GreedyDecoder:
                 break
         return seqs
 
+    def _constrain(self, logits: tf.Tensor, prev: tf.Tensor, seqs: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+        """No token follows itself, no trigram comes twice."""
+        logits += tf.one_hot(prev, self.model.config.vocab_size, on_value=-1e9, off_value=0.0)
+        return _block_repeated_trigrams(logits, seqs, prev, t)
+
     def __call__(self, batch_ids: list[list[int]]) -> list[list[int]]:
         """Decode a batch of encoded inputs; rows may differ in length (they are right-padded)."""
         return _run(self._fn, batch_ids)
-
-
-def seed_eager_decode(model: Seq2Seq, ids: list[int]) -> list[int]:
-    """The notebook's way: eager Keras layer calls, batch 1, one Python-loop step per token.
-
-    Kept only as the benchmark's baseline; it produces the same tokens as `GreedyDecoder`.
-    """
-    enc_seq, h, c, mask = model.encode(tf.constant([ids or [PAD_ID]], tf.int32))
-    y = tf.reshape(tf.convert_to_tensor(SOS_ID), (1, 1))
-    bias = _banned_bias(model.config.vocab_size)
-    seq: list[int] = []
-    for _ in range(model.config.max_reply_len):
-        x = model.dec_emb(y)
-        dec_seq, h, c = model.dec_lstm(x, initial_state=[h, c])
-        probs = tf.nn.softmax(model._head(dec_seq, enc_seq, mask))
-        banned = [int(y[0, 0])] + [seq[j + 2] for j in range(len(seq) - 2) if seq[j:j + 2] == seq[-2:]]
-        repeat = tf.reduce_sum(tf.one_hot(banned, model.config.vocab_size, on_value=-1e9, off_value=0.0), 0)
-        y = tf.cast(tf.argmax(probs + bias + repeat, axis=-1), tf.int32)
-        y = tf.reshape(y, (1, 1))
-        seq.append(int(y[0, 0]))
-        if int(y[0, 0]) == EOS_ID:
-            break
-    return seq
 
 
 class BeamDecoder:
     """Batched beam search in one `tf.function`: `width` beams per row, length-normalized choice.
 
     A beam may not repeat its previous token nor any trigram it already produced (bigrams repeat
-    naturally in Korean: "사람을 ... 사람을"); finished beams keep their score and extend with `<pad>`. Rows of the batch are searched independently.
+    naturally in Korean: "사람을 ... 사람을"); finished beams keep their score and extend with `<pad>`.
+    Rows of the batch are searched independently.
     """
 
-    def __init__(self, model: Seq2Seq, width: int = DEFAULT_BEAM_WIDTH,
+    def __init__(self, model: Seq2Seq, width: int,
                  length_penalty: float = DEFAULT_LENGTH_PENALTY) -> None:
         self.model = model
         self.width = width

@@ -22,13 +22,15 @@ from core_model.vocab import PAD_ID  # noqa: E402
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The architecture, always given in full: by training (its recipe is `core_model.train.TrainConfig`)
+    or by a model directory's manifest."""
     vocab_size: int
-    embedding_dim: int = 128
-    units: int = 256
-    dropout: float = 0.1
-    attention: bool = True
-    max_input_len: int = 32
-    max_reply_len: int = 32
+    embedding_dim: int
+    units: int
+    dropout: float
+    attention: bool
+    max_input_len: int
+    max_reply_len: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,7 +71,7 @@ class Seq2Seq(keras.Model):
         seq, h, c = self.enc_lstm(x, mask=mask, training=training)
         return seq, h, c, mask
 
-    def _head(self, dec_seq, enc_seq, enc_mask, training: bool = False):
+    def head(self, dec_seq, enc_seq, enc_mask, training: bool = False):
         """Decoder states (B, T, U) -> logits (B, T, V), attending over the encoder if configured."""
         if self.config.attention:
             scores = tf.einsum("btu,bsu->bts", self.attn_score(dec_seq), enc_seq)
@@ -87,13 +89,13 @@ class Seq2Seq(keras.Model):
         """Decoder ids starting with <sos>, given an encoding -> logits (B, T, V)."""
         x = self.dropout(self.dec_emb(dec_ids), training=training)
         dec_seq, _, _ = self.dec_lstm(x, initial_state=[h, c], training=training)
-        return self._head(dec_seq, enc_seq, enc_mask, training=training)
+        return self.head(dec_seq, enc_seq, enc_mask, training=training)
 
     def step(self, tokens, h, c, enc_seq, enc_mask):
         """One decoding step for a batch: tokens (B,) -> logits (B, V), new h, c (graph friendly)."""
         x = self.dec_emb(tokens)
         out, (h, c) = self.dec_lstm.cell(x, [h, c], training=False)
-        logits = self._head(out[:, None, :], enc_seq, enc_mask)
+        logits = self.head(out[:, None, :], enc_seq, enc_mask)
         return logits[:, 0, :], h, c
 
 

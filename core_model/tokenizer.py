@@ -56,9 +56,6 @@ class Tokenizer:
             morphs = self._okt.morphs(text)
         return _mark_word_starts(text, morphs)
 
-    def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
-        return [self.tokenize(t) for t in texts]
-
 
 def _mark_word_starts(text: str, morphs: list[str]) -> list[str]:
     """Align Okt's morphemes with `text` and prefix those that begin a word with `▁`."""

@@ -14,14 +14,15 @@ import shlex
 import sys
 from dataclasses import asdict
 
-from scripts.train import DEFAULT_DATA
+from bot.paths import BASE_CORPUS
 
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import default_model_dir
 
     parser = argparse.ArgumentParser(prog="chatbot bank", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA, help=f"base corpus, Q,A[,label] CSV (default {DEFAULT_DATA})")
+    parser.add_argument("--data", default=str(BASE_CORPUS),
+                        help="base corpus, Q,A[,label] CSV (default: the ChatbotData copy in data/)")
     parser.add_argument("--pairs", action="append", default=[], metavar="CSV",
                         help="more pairs, all kept (e.g. from `chatbot export-pairs`); repeatable")
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")

@@ -30,7 +30,7 @@ def _summary(latencies_s: list[float], wall_s: float) -> dict:
 
 
 def bench_seed_eager(responder, questions: list[str]) -> dict:
-    from core_model.decode import seed_eager_decode
+    from core_model.baselines import seed_eager_decode
     from core_model.tokenizer import detokenize
 
     model, vocab = responder.loaded.model, responder.loaded.vocab
@@ -62,11 +62,11 @@ async def bench_worker(worker, questions: list[str], concurrency: int, total: in
 
 
 async def run(model_dir: str, quick: bool) -> dict:
+    from bot.paths import BASE_CORPUS
+    from bot.settings import Settings
     from bot.worker import InferenceWorker, WorkerConfig
     from core_model.data import read_pairs, split
-    from bot.settings import Settings
     from core_model.responder import Responder
-    from bot.paths import BASE_CORPUS
 
     _, held = split(read_pairs(BASE_CORPUS))
     questions = [p.q for p in held[:64]]

@@ -30,12 +30,12 @@ def model_replies(model_dir: str, questions: list[str], beam: str = "1", answer_
     """Replies as `Responder` gives them; beam "notebook": the seed notebook's own greedy decoding."""
     from tqdm import tqdm
 
-    from core_model.decode import GreedyDecoder
+    from core_model.baselines import NotebookGreedyDecoder
     from core_model.responder import Responder
 
     responder = Responder(model_dir, beam_width=1 if beam == "notebook" else int(beam), answer_bank=answer_bank)
     if beam == "notebook":
-        responder.decoder = GreedyDecoder(responder.loaded.model, notebook=True)
+        responder.decoder = NotebookGreedyDecoder(responder.loaded.model)
     out = []
     for i in tqdm(range(0, len(questions), 128), desc=Path(model_dir).name, unit="batch", file=sys.stderr):
         out += responder.replies([responder.prepare(q) for q in questions[i:i + 128]])
@@ -153,11 +153,11 @@ def targets(systems: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from bot.paths import BASE_CORPUS, MODELS_DIR, REPO_ROOT
-    from core_model.decode import DEFAULT_BEAM_WIDTH
+    from bot.settings import Settings
 
     shipped = MODELS_DIR / "default"
-    defaults = [f"shipped={shipped}@{DEFAULT_BEAM_WIDTH}:1",
-                f"shipped_generation={shipped}@{DEFAULT_BEAM_WIDTH}:0", f"seed={MODELS_DIR / 'seed'}@notebook:0",
+    defaults = [f"shipped={shipped}@{Settings.beam_width}:1",
+                f"shipped_generation={shipped}@{Settings.beam_width}:0", f"seed={MODELS_DIR / 'seed'}@notebook:0",
                 f"seed_our_decoder={MODELS_DIR / 'seed'}@1:0"]
     parser = argparse.ArgumentParser(prog="chatbot eval", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(BASE_CORPUS))

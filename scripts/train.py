@@ -6,7 +6,7 @@ import shlex
 import sys
 from dataclasses import fields
 
-DEFAULT_DATA = "data/ChatbotData.csv"
+from bot.paths import BASE_CORPUS
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,8 @@ def train_config(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatbot train", description=__doc__)
-    parser.add_argument("--data", default=DEFAULT_DATA, help=f"CSV with columns Q,A[,label] (default {DEFAULT_DATA})")
+    parser.add_argument("--data", default=str(BASE_CORPUS),
+                        help="CSV with columns Q,A[,label] (default: the ChatbotData copy in data/)")
     parser.add_argument("--out", required=True, help="model directory to write")
     add_train_options(parser)
     args = parser.parse_args(argv)
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = train(fit_pairs, args.out, cfg, dev, held, extra_info={
         "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
-          f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})", file=sys.stderr)
+          f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})",
+          file=sys.stderr)
     return 0
 
 

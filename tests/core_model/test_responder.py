@@ -38,7 +38,8 @@ def test_the_model_scores_its_learned_answer_above_others(tiny_responder, tiny_p
     # Rows of one input may span two forward passes; an input may have no reply at all.
     many = scorer(q[:3], [[own[0]] * 100, [], [own[2]] * 100])
     assert [len(s) for s in many] == [100, 0, 100]
-    assert many[0] == pytest.approx([scores[0][0]] * 100, abs=1e-4) and many[2][-1] == pytest.approx(scores[2][0], abs=1e-4)
+    assert many[0] == pytest.approx([scores[0][0]] * 100, abs=1e-4)
+    assert many[2][-1] == pytest.approx(scores[2][0], abs=1e-4)
     assert scorer([], []) == []
 
 

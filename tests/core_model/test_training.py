@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from core_model import artifacts
+from core_model.baselines import NotebookGreedyDecoder, seed_eager_decode
 from core_model.data import DataError, Pair, read_pairs, split
-from core_model.decode import seed_eager_decode
 from core_model.responder import Responder
 
 
@@ -151,7 +151,7 @@ def test_greedy_replies_never_repeat_a_trigram(tiny_responder, tiny_pairs):
 
 
 def test_the_notebooks_greedy_decoding_lifts_only_the_guards(tiny_responder, tiny_pairs):
-    from core_model.decode import GreedyDecoder, _banned_bias
+    from core_model.decode import _banned_bias
     from core_model.vocab import PAD_ID, SOS_ID, UNK_ID
 
     vocab_size = tiny_responder.loaded.model.config.vocab_size
@@ -159,4 +159,4 @@ def test_the_notebooks_greedy_decoding_lifts_only_the_guards(tiny_responder, tin
     assert guarded[UNK_ID] < -1e8 and notebook[UNK_ID] == 0 and notebook[[PAD_ID, SOS_ID]].max() < -1e8
     ids = [tiny_responder.encode(p.q) for p in tiny_pairs]
     # The learned answers need no guard, so both decoders give them.
-    assert GreedyDecoder(tiny_responder.loaded.model, notebook=True)(ids) == tiny_responder.decoder(ids)
+    assert NotebookGreedyDecoder(tiny_responder.loaded.model)(ids) == tiny_responder.decoder(ids)
