@@ -121,6 +121,8 @@ class Outbox:
         With a store row (`d.outbox_id`) the outcome is written back to it; the row stays pending if the
         outbox is closed (shutdown) before it is sent, for the next start to send.
         """
+        if self.closed:  # shutting down: the row stays pending for the next start
+            return None
         deliver = self._deliver[d.platform]
         created_at = self.clock() if created_at is None else created_at
         task = asyncio.current_task()

@@ -117,7 +117,7 @@ async def run(args) -> dict:
     result: dict = {"mentions": args.mentions, "channels": args.channels, "users": args.users,
                     "fake_slack": {"rate_per_s_per_channel": args.rate, "burst": args.burst,
                                    "fail_every": args.fail_every, "drop_every": args.drop_every}}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         daemon.start()
         started = time.monotonic()
         await daemon.ready(session, http_port)
