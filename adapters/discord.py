@@ -31,7 +31,7 @@ PLATFORM = "discord"
 LIMIT = 2000
 FEEDBACK = {"👍": "good", "👎": "bad"}
 NO_PINGS = discord.AllowedMentions.none()
-COMMANDS = ("!teach", "!forget", "!reload")
+COMMANDS = ("!teach", "!forget", "!reload", "!approve", "!reject")
 
 
 class DiscordAdapter:

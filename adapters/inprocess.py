@@ -14,7 +14,7 @@ from bot.adapter import AdapterState
 from bot.messages import Incoming
 from bot.pipeline import Pipeline
 
-COMMANDS = ("!teach", "!forget", "!reload")
+COMMANDS = ("!teach", "!forget", "!reload", "!approve", "!reject")
 
 
 class InProcessAdapter:

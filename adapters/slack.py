@@ -218,6 +218,14 @@ class SlackAdapter:
         async def forget(ack, command: dict) -> None:
             await ack(await self.pipeline.command(self.command(command, "forget")))
 
+        @app.command("/approve")
+        async def approve(ack, command: dict) -> None:
+            await ack(await self.pipeline.command(self.command(command, "approve")))
+
+        @app.command("/reject")
+        async def reject(ack, command: dict) -> None:
+            await ack(await self.pipeline.command(self.command(command, "reject")))
+
     @staticmethod
     def command(command: dict, name: str) -> Incoming:
         """A slash command as the pipeline sees it (`/teach 답`, from this user in this channel)."""

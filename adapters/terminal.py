@@ -14,7 +14,8 @@ import threading
 from bot.messages import Incoming
 from bot.pipeline import Pipeline
 
-HELP = "commands: /good /bad (mark the last reply), /teach <answer>, /forget (delete my data), /quit"
+HELP = ("commands: /good /bad (mark the last reply), /teach <answer>, /forget (delete my data), /quit; "
+        "admins: /approve [id] /reject id (taught answers)")
 
 
 class TerminalSession:
@@ -51,12 +52,9 @@ class TerminalSession:
             ok = await self.pipeline.feedback(self.platform, self.user_id, name[1:], channel=self.channel)
             return ("고마워요! 의견을 기록했어요." if name == "/good" else "알려 줘서 고마워요. 더 나아질게요.") \
                 if ok else "아직 표시할 답이 없어요."
-        if name == "/teach":
-            answer = arg.strip()
-            if not answer:
-                return "사용법: /teach <원했던 답>"
-            ok = await self.pipeline.teach(self.platform, self.user_id, self.channel, answer)
-            return "배웠어요! 다음 학습 때 반영할게요." if ok else "아직 고칠 대화가 없어요."
+        if name in ("/teach", "/approve", "/reject"):
+            return await self.pipeline.command(Incoming(self.platform, self.user_id, line, channel=self.channel,
+                                                        private=True, command=name[1:]))
         if name == "/forget":
             n = await self.pipeline.forget(self.platform, self.user_id)
             return f"대화 기록 {n}개를 모두 지웠어요."

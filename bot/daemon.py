@@ -61,7 +61,8 @@ class Daemon:
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),
-                                 commands=Commands(settings.admin_users, self.reload), outbox=self.outbox)
+                                 commands=Commands(settings.admin_users, self.reload), outbox=self.outbox,
+                                 teach_quorum=settings.teach_quorum if settings.teach_auto_approve else 0)
         self.adapters: list[Adapter] = []
         self.failures: dict[str, str] = {}  # adapter name -> why it failed
         self.phase = "starting"
@@ -90,12 +91,14 @@ class Daemon:
         return f"모델을 바꾸지 못했어요 (지금 {result.version} 유지): {result.error}"
 
     async def watch_model(self) -> None:
-        """Poll for a newly promoted model (the `current` link moving, a manifest rewritten); reload it."""
+        """Poll for a newly promoted model (the `current` link moving, a manifest rewritten) and reload
+        it; and for taught answers reviewed from the command line."""
         if not self.settings.model_watch_s:
             return
         seen = model_fingerprint(self.model_target())
         while not self.stopping.is_set():
             await asyncio.sleep(self.settings.model_watch_s)
+            await self.pipeline.refresh_taught()  # reviews made with `chatbot teach` from another process
             now = model_fingerprint(self.model_target())
             if now and now != seen:
                 seen = now
@@ -155,6 +158,7 @@ class Daemon:
         await self.worker.start()
         self.metrics.watch(self.worker)
         self.metrics.outbox_pending.set_function(lambda: self.outbox.depth)
+        await self.pipeline.load_taught()  # taught answers are live again, approved ones in the bank
         self.adapters = build_adapters(self.pipeline)  # each registers its platform's delivery with the outbox
         tasks = [asyncio.create_task(self.supervise(a), name=f"adapter-{a.name}") for a in self.adapters]
         await self.pipeline.resume()  # what a previous run still owed, unless too old

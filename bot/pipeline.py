@@ -25,6 +25,7 @@ from bot.outbox import Delivery, Outbox
 from bot.ratelimit import RateLimiter
 from bot.steps import AllowList, Dedupe, IgnoreBots, OnlyAddressed, Step
 from bot.store import Exchange, OutboxRow, Store
+from bot.teaching import TaughtAnswers, TaughtPair
 from bot.worker import InferenceWorker
 from core_model.text import normalize
 
@@ -45,8 +46,12 @@ class Admission:
 class Pipeline:
     def __init__(self, worker: InferenceWorker, store: Store | None, limiter: RateLimiter | None = None,
                  metrics: Metrics | None = None, *, allow: AllowList | None = None,
-                 commands: Commands | None = None, outbox: Outbox | None = None) -> None:
+                 commands: Commands | None = None, outbox: Outbox | None = None, teach_quorum: int = 0) -> None:
+        """`teach_quorum` > 0: a taught answer reaches everyone once that many users taught it (0: only
+        an admin's approval does)."""
         self.worker = worker
+        self.taught = TaughtAnswers()
+        self.teach_quorum = teach_quorum
         self._store = store
         self.outbox = outbox or Outbox(store, metrics)
         self._resuming: set[asyncio.Task] = set()
@@ -194,6 +199,8 @@ class Pipeline:
                                   error="shutting down")
         elif limit and not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
             result = WorkerResult(Outcome.RATE_LIMITED, USER_TEXT[Outcome.RATE_LIMITED], self.worker.version)
+        elif (taught := self.taught.lookup(msg.platform, msg.user_id, msg.text)) is not None:
+            result = WorkerResult(Outcome.REPLIED, taught, self.worker.version)
         else:
             try:
                 result = await self.worker.reply(msg.text)
@@ -229,10 +236,57 @@ class Pipeline:
             return await self._store.mark_reply(platform, reply_id, user_id, kind)
         return await self._store.mark_last(platform, user_id, channel, kind)
 
-    async def teach(self, platform: str, user_id: str, channel: str | None, answer: str) -> bool:
-        """The answer the user wanted for their last message (in `channel`); False if there is none."""
-        return self._store is not None and await self._store.mark_last(platform, user_id, channel, "teach", answer)
+    async def load_taught(self) -> None:
+        """At start-up: the taught pairs from the store, live again (approved ones in the model's bank)."""
+        if self._store is not None:
+            self.taught = TaughtAnswers(await self._store.taught_pairs())
+            await self._publish_approved()
+
+    async def refresh_taught(self) -> None:
+        """Re-read the taught pairs; the live bank changes only when the approved ones did."""
+        if self._store is None:
+            return
+        before = self.taught.approved()
+        self.taught = TaughtAnswers(await self._store.taught_pairs())
+        if self.taught.approved() != before:
+            await self._publish_approved()
+
+    async def teach(self, platform: str, user_id: str, channel: str | None, answer: str) -> TaughtPair | None:
+        """The answer the user wanted for their last message (in `channel`): theirs at once, everyone's once
+        approved (or once `teach_quorum` users taught it). None if they have no message to correct."""
+        if self._store is None:
+            return None
+        pair = await self._store.teach(platform, user_id, channel, normalize(answer))
+        if pair is None:
+            return None
+        self.taught.add(pair)
+        agreed = self.taught.reached_quorum(pair, self.teach_quorum) if self.teach_quorum else []
+        if agreed:
+            await self.review([p.id for p in agreed], "approved", f"quorum of {self.teach_quorum}")
+            pair = self.taught.get(pair.id) or pair
+        return pair
+
+    async def review(self, ids: list[int], status: str, reviewer: str) -> int:
+        """Approve or reject taught pairs (an admin, or the quorum); the number changed. Approved pairs
+        join the model's answer bank at once."""
+        if self._store is None:
+            return 0
+        ids = [i for i in ids if self.taught.get(i) is not None]
+        changed = await self._store.review_taught(ids, status, reviewer)
+        for i in ids:
+            self.taught.add(dataclasses.replace(self.taught.get(i), status=status))
+        await self._publish_approved()
+        return changed
+
+    async def _publish_approved(self) -> None:
+        await self.worker.set_extra_pairs([(p.question, p.answer) for p in self.taught.approved()])
 
     async def forget(self, platform: str, user_id: str) -> int:
-        """Delete everything stored about the user; the number of exchanges removed."""
-        return await self._store.forget_user(platform, user_id) if self._store else 0
+        """Delete everything stored about the user (their taught answers too, from the live bank as well);
+        the number of exchanges removed."""
+        if self._store is None:
+            return 0
+        removed = await self._store.forget_user(platform, user_id)
+        if self.taught.remove_user(platform, user_id):
+            await self._publish_approved()
+        return removed

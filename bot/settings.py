@@ -64,6 +64,8 @@ class Settings:
     admin_users: tuple[str, ...] = ()  # may run the reload admin command
     retention_days: float = 0.0  # 0 keeps exchanges forever
     model_watch_s: float = 5.0  # how often to look for a newly promoted model; 0 off
+    teach_auto_approve: bool = False  # a taught answer reaches everyone once teach_quorum users taught it
+    teach_quorum: int = 3
     delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
@@ -147,7 +149,7 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
         raise SettingsError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     if settings.http_port > 65535 or settings.slack_http_port > 65535:
         raise SettingsError("http_port/slack_http_port: expected a port number 0-65535")
-    for key in ("max_batch", "queue_size", "beam_width"):
+    for key in ("max_batch", "queue_size", "beam_width", "teach_quorum"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"{key}: expected at least 1, got {getattr(settings, key)}")
     if settings.slack_bot_token and not (settings.slack_app_token or settings.slack_signing_secret):

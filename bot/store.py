@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from bot.teaching import TaughtPair
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS: list[str] = [
@@ -85,6 +87,12 @@ MIGRATIONS: list[str] = [
         done_at REAL
     );
     CREATE INDEX outbox_status ON outbox(status, created_at);
+    """,
+    # 3 -> 4: taught answers are reviewed: pending (only their teacher gets them), approved (everyone), rejected
+    """
+    ALTER TABLE feedback ADD COLUMN status TEXT;
+    ALTER TABLE feedback ADD COLUMN reviewed_by TEXT;
+    UPDATE feedback SET status = 'pending' WHERE kind = 'teach';
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -271,6 +279,43 @@ class Store:
                 (kind, _text(answer), _now(), platform, user_id, channel, channel))
             return cur.rowcount > 0
         return await (await self._submit(op))
+
+    async def teach(self, platform: str, user_id: str, channel: str | None, answer: str) -> TaughtPair | None:
+        """Record `answer` as what the user wanted for their last replied message (in `channel`), pending
+        review; None when they have no such message."""
+        async def op(db: aiosqlite.Connection) -> TaughtPair | None:
+            cur = await db.execute(
+                "INSERT INTO feedback (exchange_id, user_id, kind, answer, status, created_at)"
+                " SELECT id, user_id, 'teach', ?, 'pending', ? FROM exchanges"
+                " WHERE platform = ? AND user_id = ? AND (? IS NULL OR channel = ?) AND outcome = 'replied'"
+                " ORDER BY id DESC LIMIT 1",
+                (_text(answer), _now(), platform, user_id, channel, channel))
+            if cur.rowcount == 0:
+                return None
+            rows = await self._taught(db, "f.id = ?", (cur.lastrowid,))
+            return rows[0]
+        return await (await self._submit(op))
+
+    @staticmethod
+    async def _taught(db: aiosqlite.Connection, where: str, args: tuple) -> list[TaughtPair]:
+        async with db.execute(
+                "SELECT f.id, e.platform, f.user_id, e.text, f.answer, f.status FROM feedback f"
+                f" JOIN exchanges e ON e.id = f.exchange_id WHERE f.kind = 'teach' AND {where} ORDER BY f.id",
+                args) as cur:
+            return [TaughtPair(*row) for row in await cur.fetchall()]
+
+    async def taught_pairs(self) -> list[TaughtPair]:
+        """Every taught pair with its review status, oldest first."""
+        return await self._taught(self.db, "1", ())
+
+    async def review_taught(self, ids: list[int], status: str, reviewer: str) -> int:
+        """Approve or reject taught pairs; the number changed."""
+        async def op(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                f"UPDATE feedback SET status = ?, reviewed_by = ? WHERE kind = 'teach'"
+                f" AND id IN ({','.join('?' * len(ids))})", (status, reviewer, *ids))
+            return cur.rowcount
+        return await (await self._submit(op)) if ids else 0
 
     async def forget_user(self, platform: str, user_id: str) -> int:
         """Delete every exchange and mark of this user; returns the number of exchanges removed."""

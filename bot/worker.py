@@ -40,6 +40,9 @@ class Engine(Protocol):
 
     def reply_prepared(self, batch: list[object]) -> list[tuple[str, str]]: ...
 
+    def set_extra_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """Answer from these (question, answer) pairs too (approved taught answers), replacing earlier ones."""
+
 
 @dataclass
 class WorkerConfig:
@@ -97,6 +100,7 @@ class InferenceWorker:
         self.config = config or WorkerConfig()
         self._factory = engine_factory
         self._engine: Engine | None = None
+        self._extra_pairs: list[tuple[str, str]] = []  # approved taught answers, kept across reloads
         self._swap_lock = threading.Lock()  # held while a batch decodes; a reload swaps between batches
         self._queue: queue.Queue = queue.Queue(maxsize=self.config.queue_size)
         # Prepared requests wait here for the decoder. Bounded too, so that under overload the prepare
@@ -187,11 +191,20 @@ class InferenceWorker:
             log.error("model reload from %s failed, still serving %s: %s", target, self.version, exc)
             self._reloaded(False)
             return ReloadResult(False, self.version, str(exc))
+        if self._extra_pairs:  # a new engine starts with its own bank only
+            await loop.run_in_executor(None, engine.set_extra_pairs, self._extra_pairs)
         await loop.run_in_executor(None, self._swap, engine)
         self.model_dir = target
         self._reloaded(True)
         log.info("model reloaded: now serving %s from %s", engine.version, target)
         return ReloadResult(True, engine.version)
+
+    async def set_extra_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """Approved taught answers join the bank live: the engine builds its new index off the decode
+        thread and swaps it in; a model reloaded later gets them too."""
+        self._extra_pairs = list(pairs)
+        if self._engine is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._engine.set_extra_pairs, self._extra_pairs)
 
     def _reloaded(self, ok: bool) -> None:
         for hook in self.on_reload:

@@ -13,6 +13,7 @@ COMMANDS = {
     "reply": ("scripts.reply", "print one reply, or answer JSON lines with --jsonl"),
     "train": ("scripts.train", "train a model directory from a Q,A,label CSV"),
     "bank": ("scripts.bank", "give a model the answer bank of a corpus's training side, no retraining"),
+    "teach": ("chatbot.teach", "review taught answers: list, approve or reject them"),
     "export-pairs": ("scripts.export_pairs", "turn logged conversations into training pairs"),
     "retrain": ("scripts.retrain", "train on the base corpus plus logged pairs; promote if not worse"),
     "eval": ("scripts.evaluate", "score models and a retrieval baseline on the held-out split"),

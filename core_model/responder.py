@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core_model import artifacts, device
+from core_model.answer_bank import AnswerBank
 from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
 from core_model.ranking import AnswerRanker
@@ -75,10 +76,27 @@ class Responder:
         model = self.loaded.model
         self.decoder = BeamDecoder(model, beam_width) if beam_width > 1 else GreedyDecoder(model)
         bank, selector = self.loaded.bank, self.loaded.selector
-        self.ranker = AnswerRanker(bank, selector) if answer_bank and bank and selector else None
+        self.ranker: AnswerRanker | None = None
         self._by_key: dict[str, list[int]] = {}
-        for j, question in enumerate(bank.questions if self.ranker else []):
-            self._by_key.setdefault(text_key(question), []).append(j)
+        if answer_bank and bank and selector:
+            self._use_bank(bank)
+
+    def _use_bank(self, bank: AnswerBank) -> None:
+        """Rank answers from `bank` from the next batch on (built first, then swapped in one assignment)."""
+        by_key: dict[str, list[int]] = {}
+        for j, question in enumerate(bank.questions):
+            by_key.setdefault(text_key(question), []).append(j)
+        self.ranker, self._by_key = AnswerRanker(bank, self.loaded.selector), by_key
+
+    def set_extra_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """Answer from the model's bank plus these (question, answer) pairs (approved taught answers),
+        replacing any given before. Called off the decode thread; the swap is one assignment."""
+        bank = self.loaded.bank
+        if self.ranker is None or bank is None:
+            return
+        if pairs:
+            bank = AnswerBank(bank.questions + [q for q, _ in pairs], bank.answers + [a for _, a in pairs])
+        self._use_bank(bank)
 
     @property
     def version(self) -> str:
@@ -116,19 +134,20 @@ class Responder:
         A question the bank holds as it is (spacing and punctuation aside) is answered from the
         answers to it: what the corpus, or a user's `/teach`, says to exactly this question comes first.
         """
-        assert self.ranker is not None
+        ranker, by_key = self.ranker, self._by_key  # one consistent bank even if a new one is swapped in
+        assert ranker is not None
         texts = [p.text for p in batch]
-        best, scores = self.ranker.best(texts)
-        same = [self._by_key.get(text_key(t), []) for t in texts]
-        fits = self.ranker.score([t for t, js in zip(texts, same) if js],
-                                 [[self.ranker.bank.answers[j] for j in js] for js in same if js])
-        acks = self.ranker.score(texts, [ACKNOWLEDGEMENTS] * len(texts))
+        best, scores = ranker.best(texts)
+        same = [by_key.get(text_key(t), []) for t in texts]
+        fits = ranker.score([t for t, js in zip(texts, same) if js],
+                            [[ranker.bank.answers[j] for j in js] for js in same if js])
+        acks = ranker.score(texts, [ACKNOWLEDGEMENTS] * len(texts))
         out: list[Reply | None] = []
         for j, score, js, ack in zip(best, scores, same, acks):
             if js:
-                out.append(Reply(safe_text(self.ranker.bank.answers[js[int(np.argmax(fits.pop(0)))]]), True, "bank"))
+                out.append(Reply(safe_text(ranker.bank.answers[js[int(np.argmax(fits.pop(0)))]]), True, "bank"))
             elif score >= ACKNOWLEDGE_BELOW:
-                out.append(Reply(safe_text(self.ranker.bank.answers[j]), True, "bank"))
+                out.append(Reply(safe_text(ranker.bank.answers[j]), True, "bank"))
             elif score >= GENERATE_BELOW:
                 out.append(Reply(ACKNOWLEDGEMENTS[int(np.argmax(ack))], True, "acknowledgement"))
             else:

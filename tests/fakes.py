@@ -121,9 +121,13 @@ class FakeEngine:
                  source: str = "model", gate: threading.Event | None = None) -> None:
         self.reply, self.version, self.device, self.source, self.gate = reply, version, device, source, gate
         self.batches: list[int] = []
+        self.extra_pairs: list[tuple[str, str]] = []
 
     def prepare(self, text: str) -> str:
         return text
+
+    def set_extra_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        self.extra_pairs = list(pairs)
 
     def reply_prepared(self, batch: list[object]) -> list[tuple[str, str]]:
         if self.gate is not None:

@@ -57,12 +57,16 @@ async def test_migration_from_schema_1_keeps_rows(tmp_path):
         db.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
         db.execute("INSERT INTO exchanges (platform, user_id, text, raw, reply, outcome, created_at)"
                    " VALUES ('slack', 'U1', '옛날 메시지', x'6f6c64', '옛날 답', 'replied', '2020-01-01T00:00:00')")
+        db.execute("INSERT INTO feedback (exchange_id, user_id, kind, answer, created_at)"
+                   " VALUES (1, 'U1', 'teach', '배운 답', '2020-01-01T00:00:01')")
     async with Store(path) as store:
         rows = read_exchanges(store.path)
         assert rows[0]["text"] == "옛날 메시지" and rows[0]["reply_message_id"] is None
         assert await store.first_delivery("evt-1")
+        taught = await store.taught_pairs()  # taught before reviews existed: pending review now
+        assert [(p.question, p.answer, p.status) for p in taught] == [("옛날 메시지", "배운 답", "pending")]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 async def test_feedback_forget_and_retention(tmp_path):

@@ -22,6 +22,9 @@ class Gated:
     def prepare(self, text):
         return self.engine.prepare(text)
 
+    def set_extra_pairs(self, pairs):
+        self.engine.set_extra_pairs(pairs)
+
     def reply_prepared(self, batch):
         self.gate.wait(30)
         self.batches.append(len(batch))

@@ -80,3 +80,17 @@ def test_the_bank_is_pinned_by_the_manifest(walk_model):
     bank.unlink()
     with pytest.raises(artifacts.ModelLoadError, match="missing bank.json"):
         artifacts.load(walk_model)
+
+
+def test_extra_pairs_join_the_bank_live_and_leave_it(walk_model, tiny_responder):
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
+    question = "우리 고양이 이름이 뭐였지"
+    before = hybrid.reply(question)
+    hybrid.set_extra_pairs([(question, "나비였어요.")])
+    assert hybrid.reply(question + "?") == "나비였어요." and len(hybrid.ranker.bank) == len(WALK) + 1
+    assert hybrid.reply("오늘 날씨 좋다") == "산책하기 좋은 날이에요."  # the model's own bank still answers
+    hybrid.set_extra_pairs([])
+    assert hybrid.reply(question) == before and len(hybrid.ranker.bank) == len(WALK)
+    generate = Responder(walk_model, tokenizer=tiny_responder.tokenizer, answer_bank=False)
+    generate.set_extra_pairs([(question, "나비였어요.")])  # no bank in use: nothing changes
+    assert generate.ranker is None
