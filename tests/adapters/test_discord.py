@@ -14,7 +14,7 @@ from bot.adapter import AdapterState
 from bot.outbox import Delivery
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
-from bot.store import Store
+from bot.store import Exchange, Store
 from bot.worker import InferenceWorker, WorkerConfig
 from tests.fakes import EngineSwitch, FakeEngine, read_exchanges
 
@@ -294,3 +294,29 @@ async def test_delivery_after_a_restart_replies_to_the_message_by_id(env):
     assert reply.content == "늦었지만 답" and sent_id == str(reply.id)
     assert payloads[-1]["message_reference"]["message_id"] == original.id
     assert payloads[-1]["allowed_mentions"]["parse"] == []
+
+
+async def test_replies_owed_from_before_a_restart_are_sent_by_the_next_start(env, engines):
+    """A row the last run left pending (its reply written, or not even answered yet) goes out on start."""
+    adapter, store, payloads = env
+    engines.engine = FakeEngine(lambda text: f"답: {text}", version="echo-3")
+    await adapter.pipeline.worker.reload()
+    _, channel, alice, _ = cfg()
+    asked, unanswered = await channel.send("예전 질문"), await channel.send("답 못 받은 질문")
+    await dpytest.empty_queue()
+    common = dict(platform="discord", user_id=str(alice.id), raw=None, workspace=str(channel.guild.id),
+                  channel=str(channel.id), thread=None)
+    owed = await store.outbox_accept(text="예전 질문", reply_to=str(asked.id), **common)
+    await store.outbox_reply(owed, Exchange(platform="discord", user_id=str(alice.id), text="예전 질문",
+                                            raw="예전 질문", reply="미리 만든 답", outcome="replied"))
+    await store.outbox_accept(text=unanswered.content, reply_to=str(unanswered.id), **common)
+    assert await adapter.pipeline.resume() == 2
+    for _ in range(200):
+        if adapter.pipeline.outbox.depth == 0:
+            break
+        await asyncio.sleep(0.02)
+    replies = {dpytest.get_message().content for _ in range(2)}
+    assert dpytest.verify().message().nothing()
+    assert replies == {"미리 만든 답", "답: 답 못 받은 질문"}
+    assert {p["message_reference"]["message_id"] for p in payloads[-2:]} == {asked.id, unanswered.id}
+    assert adapter.pipeline.outbox.depth == 0
