@@ -121,6 +121,9 @@ class Pipeline:
             await send(ATTACHMENT_ONLY)
             return None
         async with self._handling():
+            if admission.outbox_id is not None and not self.accepting:
+                # Shutting down: no "busy" excuse is owed, the answer is; the next start makes and sends it.
+                return None
             async with typing() if typing else contextlib.nullcontext():
                 result = await self._ask(msg)
             if admission.outbox_id is None:

@@ -200,3 +200,27 @@ async def test_shutdown_leaves_unsent_replies_pending_and_health_shows_the_depth
     d.stopping.set()
     assert await asyncio.wait_for(run, 15) == 0
     assert [r["status"] for r in outbox_rows(tmp_path / "db.sqlite3")] == ["pending"]
+
+
+async def test_a_message_admitted_while_shutting_down_is_answered_by_the_next_start(tmp_path):
+    pipeline, worker, store, _ = await pipeline_with(tmp_path)
+    platform = Platform(pipeline)
+    pipeline.accepting = False  # the daemon is draining
+    await platform.say("막 도착한 질문", message_id="late-1")
+    assert platform.posts == []  # no "busy" reply now, nor one sent late after the restart
+    await worker.stop()
+    await store.close()
+    (row,) = outbox_rows(store.path)
+    assert row["status"] == "pending" and row["reply"] is None
+    pipeline, worker, store, _ = await pipeline_with(tmp_path)  # the next start, same database
+    platform = Platform(pipeline)
+    assert await pipeline.resume() == 1
+    for _ in range(200):
+        if platform.posts:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await worker.stop()
+    await store.close()
+    assert [(d.reply_to, d.text) for d in platform.posts] == [("late-1", "막 도착한 질문!")]
+    assert [r["status"] for r in outbox_rows(store.path)] == ["sent"]
