@@ -48,5 +48,6 @@ def setup_logging(level: str, json_lines: bool, secrets: list[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("discord.gateway", "discord.client", "slack_bolt", "aiohttp.access"):
+    # slack_sdk logs each retry at INFO when its level is unset; the outbox logs them, with the reason.
+    for noisy in ("discord.gateway", "discord.client", "slack_bolt", "slack_sdk", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -141,8 +141,10 @@ async def run(args) -> dict:
             posted_before = {p["thread_ts"] for p in api.posts}
             with sqlite3.connect(work / "bench.sqlite3") as db:
                 owed = {t for (t,) in db.execute("SELECT thread FROM outbox WHERE status = 'pending'")}
+                unanswered = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending' AND reply IS NULL")
+                unanswered = unanswered.fetchone()[0]
             result["kill"] = {"after_last_ack_s": args.kill_after, "posts_before_kill": len(api.posts),
-                              "owed_at_kill": len(owed),
+                              "owed_at_kill": len(owed), "owed_without_a_reply_yet": unanswered,
                               "in_flight_at_kill": len(owed & posted_before)}  # posted, not yet marked sent
             daemon.start()
             restarted = time.monotonic()
