@@ -24,6 +24,7 @@ from bot.outbox import Outbox
 from bot.paths import default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
+from bot.retrainer import Retrainer, default_commands, parse_duration
 from bot.server import HealthServer
 from bot.settings import Settings
 from bot.steps import AllowList
@@ -58,6 +59,8 @@ class Daemon:
                                                                answer_bank=settings.answer_bank))
         self.store = Store(settings.db)
         self.outbox = Outbox(self.store, self.metrics, max_age_s=settings.delivery_max_age_s)
+        self.retrainer = Retrainer(parse_duration(settings.retrain_every),
+                                   default_commands(settings.db, Path(settings.db).resolve().parent), self.reload)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),
@@ -76,7 +79,8 @@ class Daemon:
         return self.phase == "ready" and self.worker.ready, {
             "phase": self.phase, "model_version": self.worker.version, "device": self.worker.device,
             "queue_depth": self.worker.queue_depth(), "outbox_pending": self.outbox.depth,
-            "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters}}
+            "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters},
+            **({"retrain": self.retrainer.status.describe()} if self.retrainer.every_s else {})}
 
     def model_target(self) -> Path:
         """The configured model directory, else the promoted `current` (or the shipped default)."""
@@ -162,7 +166,8 @@ class Daemon:
         self.adapters = build_adapters(self.pipeline)  # each registers its platform's delivery with the outbox
         tasks = [asyncio.create_task(self.supervise(a), name=f"adapter-{a.name}") for a in self.adapters]
         await self.pipeline.resume()  # what a previous run still owed, unless too old
-        tasks += [asyncio.create_task(self.watch_model()), asyncio.create_task(self.prune_daily())]
+        tasks += [asyncio.create_task(self.watch_model()), asyncio.create_task(self.prune_daily()),
+                  asyncio.create_task(self.retrainer.run_forever(self.stopping))]
         if foreground is not None:
             tasks.append(asyncio.create_task(self.run_foreground(foreground)))
         self.phase = "ready"

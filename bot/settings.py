@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.paths import DEFAULT_DB
+from bot.retrainer import parse_duration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,6 +67,7 @@ class Settings:
     model_watch_s: float = 5.0  # how often to look for a newly promoted model; 0 off
     teach_auto_approve: bool = False  # a taught answer reaches everyone once teach_quorum users taught it
     teach_quorum: int = 3
+    retrain_every: str = ""  # e.g. "24h": export pairs + retrain in a child process, reload if promoted
     delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
@@ -149,6 +151,10 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
         raise SettingsError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     if settings.http_port > 65535 or settings.slack_http_port > 65535:
         raise SettingsError("http_port/slack_http_port: expected a port number 0-65535")
+    try:
+        parse_duration(settings.retrain_every)
+    except ValueError as exc:
+        raise SettingsError(f"retrain_every: {exc}") from None
     for key in ("max_batch", "queue_size", "beam_width", "teach_quorum"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"{key}: expected at least 1, got {getattr(settings, key)}")
