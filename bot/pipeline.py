@@ -145,21 +145,25 @@ class Pipeline:
             return 0
         await self.outbox.expire_old()
         rows = [r for r in await self._store.outbox_pending() if self.outbox.durable(r.platform)]
+        # Owed messages without a reply wait for the model in turns of half its queue: all at once they
+        # would overflow it and get "busy" excuses, and live messages keep room beside them.
+        slots = asyncio.Semaphore(max(1, self.worker.config.queue_size // 2))
         for row in rows:
             self.outbox.accepted()
-            task = asyncio.create_task(self._resume_one(row), name=f"resume-{row.id}")
+            task = asyncio.create_task(self._resume_one(row, slots), name=f"resume-{row.id}")
             self._resuming.add(task)
             task.add_done_callback(self._resuming.discard)
         if rows:
             log.info("outbox: %d replies owed from before the restart are being sent", len(rows))
         return len(rows)
 
-    async def _resume_one(self, row: OutboxRow) -> None:
+    async def _resume_one(self, row: OutboxRow, slots: asyncio.Semaphore) -> None:
         msg = Incoming(row.platform, row.user_id, row.text, raw_text=row.raw, workspace=row.workspace,
                        channel=row.channel, thread=row.thread, message_id=row.reply_to)
         async with self._handling():
             if row.reply is None:  # accepted, but the model had not answered before the stop
-                result = await self._ask(msg, limit=False)
+                async with slots:
+                    result = await self._ask(msg, limit=False)
                 await self._store.outbox_reply(row.id, self._exchange(msg, result))
                 text = result.text
             else:

@@ -138,6 +138,7 @@ async def run(args) -> dict:
             await asyncio.sleep(args.kill_after)
             daemon.proc.send_signal(signal.SIGKILL)
             daemon.proc.wait()
+            await asyncio.sleep(2)  # requests the daemon had sent before it died still reach the fake API
             posted_before = {p["thread_ts"] for p in api.posts}
             with sqlite3.connect(work / "bench.sqlite3") as db:
                 owed = {t for (t,) in db.execute("SELECT thread FROM outbox WHERE status = 'pending'")}
@@ -145,7 +146,7 @@ async def run(args) -> dict:
                 unanswered = unanswered.fetchone()[0]
             result["kill"] = {"after_last_ack_s": args.kill_after, "posts_before_kill": len(api.posts),
                               "owed_at_kill": len(owed), "owed_without_a_reply_yet": unanswered,
-                              "in_flight_at_kill": len(owed & posted_before)}  # posted, not yet marked sent
+                              "in_flight_at_kill": len(owed & posted_before)}  # posted, not marked sent
             daemon.start()
             restarted = time.monotonic()
             await daemon.ready(session, http_port)
@@ -161,6 +162,7 @@ async def run(args) -> dict:
     daemon.proc.send_signal(signal.SIGTERM)
     result["exit_code"] = daemon.proc.wait(30)
     await api.stop()
+    (work / "posts.json").write_text(json.dumps(api.posts, ensure_ascii=False))
 
     first_post: dict[str, float] = {}
     counts: dict[str, int] = {}

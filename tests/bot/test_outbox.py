@@ -12,7 +12,7 @@ from bot.outbox import Delivery, DeliveryError, Outbox
 from bot.pipeline import Pipeline
 from bot.settings import Settings
 from bot.store import Store
-from bot.worker import InferenceWorker
+from bot.worker import InferenceWorker, WorkerConfig
 from tests.fakes import FakeEngine, read_exchanges
 
 
@@ -67,8 +67,8 @@ class Platform:
         raise AssertionError("durable replies go through the outbox")
 
 
-async def pipeline_with(tmp_path, **outbox_options):
-    worker = InferenceWorker("unused", engine_factory=lambda _: FakeEngine(lambda t: f"{t}!"))
+async def pipeline_with(tmp_path, worker_config: WorkerConfig | None = None, **outbox_options):
+    worker = InferenceWorker("unused", worker_config, engine_factory=lambda _: FakeEngine(lambda t: f"{t}!"))
     await worker.start()
     store = await Store(tmp_path / "db.sqlite3").open()
     metrics = Metrics()
@@ -224,3 +224,20 @@ async def test_a_message_admitted_while_shutting_down_is_answered_by_the_next_st
     await store.close()
     assert [(d.reply_to, d.text) for d in platform.posts] == [("late-1", "막 도착한 질문!")]
     assert [r["status"] for r in outbox_rows(store.path)] == ["sent"]
+
+
+async def test_a_restart_owing_more_than_the_model_queue_holds_answers_them_all_without_busy_excuses(tmp_path):
+    async with Store(tmp_path / "db.sqlite3") as store:
+        for i in range(40):
+            await store.outbox_accept(platform="fake", user_id=f"u{i}", text=f"질문 {i}", raw=None, workspace=None,
+                                      channel=f"c{i % 4}", thread=None, reply_to=f"m{i}")
+    pipeline, worker, store, _ = await pipeline_with(tmp_path, WorkerConfig(queue_size=8, max_batch=4))
+    platform = Platform(pipeline)
+    assert await pipeline.resume() == 40
+    for _ in range(500):
+        if len(platform.posts) == 40:
+            break
+        await asyncio.sleep(0.01)
+    await worker.stop()
+    await store.close()
+    assert sorted(d.text for d in platform.posts) == sorted(f"질문 {i}!" for i in range(40))
