@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench eval clean check-java
+.PHONY: install run test bench eval clean check-java check-postgres
 
 install: $(STAMP)
 
@@ -22,10 +22,18 @@ check-java:
 	  (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null); } || \
 	  { echo "Java 17+ is required by KoNLPy: install a JRE (e.g. apt-get install default-jre-headless) and retry" >&2; exit 1; }
 
+# The PostgreSQL tests start a throwaway server (initdb + pg_ctl, tests/postgres.py) from Debian's binaries:
+# install them where apt-get can; elsewhere those tests are skipped and say why (CI makes that a failure).
+check-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null); } || \
+	  echo "PostgreSQL server binaries (initdb, pg_ctl) not found and not installable here: the PostgreSQL tests will be skipped" >&2
+
 run: install
 	$(BIN)/chatbot serve
 
-test: install
+test: install check-postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

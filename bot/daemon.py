@@ -21,14 +21,14 @@ from bot.adapter import Adapter, AdapterState, describe
 from bot.commands import Commands
 from bot.metrics import Metrics
 from bot.outbox import Outbox
-from bot.paths import default_model_dir
+from bot.paths import db_work_dir, default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
 from bot.retrainer import Retrainer, default_commands, parse_duration
 from bot.server import HealthServer
 from bot.settings import Settings
 from bot.steps import AllowList
-from bot.store import Store
+from bot.store import make_store
 from bot.worker import Engine, InferenceWorker, WorkerConfig, load_engine
 
 log = logging.getLogger("chatbot")
@@ -57,10 +57,10 @@ class Daemon:
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
             engine_factory=engine_factory or functools.partial(load_engine, beam_width=settings.beam_width,
                                                                answer_bank=settings.answer_bank))
-        self.store = Store(settings.db)
+        self.store = make_store(settings.db)
         self.outbox = Outbox(self.store, self.metrics, max_age_s=settings.delivery_max_age_s)
         self.retrainer = Retrainer(parse_duration(settings.retrain_every),
-                                   default_commands(settings.db, Path(settings.db).resolve().parent), self.reload)
+                                   default_commands(settings.db, db_work_dir(settings.db)), self.reload)
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),

@@ -28,3 +28,11 @@ DEFAULT_DB = Path("var") / "chatbot.sqlite3"  # relative to the working director
 def default_db_path() -> Path:
     """`CHATBOT_DB`, else var/chatbot.sqlite3 in the working directory."""
     return Path(os.environ.get("CHATBOT_DB") or DEFAULT_DB)
+
+
+def db_work_dir(db: str | Path) -> Path:
+    """Where files that belong beside the store go (native log, retrain pairs): the SQLite file's folder,
+    or var/ in the working directory for a database server (`postgresql://` URL)."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        return DEFAULT_DB.parent.resolve()
+    return Path(db).resolve().parent

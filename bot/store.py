@@ -1,4 +1,5 @@
-"""The conversation store: one SQLite file through aiosqlite, written by one writer task.
+"""The conversation store: one SQLite file through aiosqlite, written by one writer task
+(`make_store` picks `bot.store_pg.PgStore` instead for a `postgresql://` URL).
 
 Writes are queued and committed in small transactions by a single writer, so logging never
 delays a reply; `close()` flushes the queue. WAL with synchronous=NORMAL keeps every committed
@@ -414,6 +415,19 @@ class Store:
                 "SELECT e.text, e.reply, f.answer, f.kind FROM feedback f JOIN exchanges e ON e.id = f.exchange_id"
                 " ORDER BY f.id") as cur:
             return [tuple(r) for r in await cur.fetchall()]
+
+
+def is_postgres_url(db: str | Path) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+def make_store(db: str | Path):
+    """The store `db` names: a `postgresql://` URL -> `bot.store_pg.PgStore` (shared by replicas),
+    anything else -> a SQLite file (`Store`). Both have the same methods and schema versions."""
+    if is_postgres_url(db):
+        from bot.store_pg import PgStore
+        return PgStore(str(db))
+    return Store(db)
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

@@ -52,7 +52,8 @@ def run_daemon(settings: Settings, terminal_user: str | None) -> int:
     terminal = terminal_user is not None
     if terminal and sys.stdin.isatty() and sys.stdout.isatty():  # the chat owns the screen
         from adapters.terminal import prepare_screen
-        prepare_screen(settings.db)
+        from bot.paths import db_work_dir
+        prepare_screen(str(db_work_dir(settings.db) / "store"))  # its native log goes beside the store
     setup_logging(settings.log_level, settings.log_json, settings.secrets())
     if terminal:  # routine logs stay out of the chat
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -10,11 +10,11 @@ import asyncio
 import sys
 
 from bot.paths import default_db_path
-from bot.store import Store
+from bot.store import make_store
 
 
 async def _run(args: argparse.Namespace) -> int:
-    async with Store(args.db) as store:
+    async with make_store(args.db) as store:
         pairs = await store.taught_pairs()
         if args.action == "list":
             shown = [p for p in pairs if args.all or p.status == "pending"]
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatbot teach", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("list", "approve", "reject"))
     parser.add_argument("ids", nargs="*", type=lambda v: int(v.lstrip("#")), metavar="ID")
-    parser.add_argument("--db", default=str(default_db_path()), help="SQLite file (default: $CHATBOT_DB)")
+    parser.add_argument("--db", default=str(default_db_path()),
+                        help="SQLite file or postgresql:// URL (default: $CHATBOT_DB)")
     parser.add_argument("--all", action="store_true", help="list: reviewed answers too")
     args = parser.parse_args(argv)
     if args.action != "list" and not args.ids:

@@ -58,9 +58,9 @@ def select_pairs(rows: list[tuple[str, str, str | None, str]]) -> tuple[list[Pai
 
 
 async def _rows(db_path: str):
-    from bot.store import Store
+    from bot.store import make_store
 
-    async with Store(db_path) as store:
+    async with make_store(db_path) as store:
         return await store.training_rows()
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="chatbot export-pairs", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(default_db_path()),
-                        help="SQLite file (default: $CHATBOT_DB or var/chatbot.sqlite3)")
+                        help="SQLite file or postgresql:// URL (default: $CHATBOT_DB or var/chatbot.sqlite3)")
     parser.add_argument("--out", required=True, help="CSV file to write (Q,A,label)")
     args = parser.parse_args(argv)
     pairs, summary = select_pairs(asyncio.run(_rows(args.db)))

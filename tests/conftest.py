@@ -49,3 +49,34 @@ def tiny_responder(tiny_model_dir):
     from core_model.responder import Responder
 
     return Responder(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL for the session (tests/postgres.py); the tests using it skip saying why
+    when no server can be started."""
+    from tests.postgres import Postgres
+
+    server = Postgres()
+    why = server.why_unavailable()
+    if why and os.environ.get("CHATBOT_TEST_REQUIRE_POSTGRES"):
+        pytest.fail(f"CHATBOT_TEST_REQUIRE_POSTGRES is set but {why}")
+    if why:
+        pytest.skip(why)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return await postgres_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_target(request, tmp_path) -> str:
+    """Where a store lives, once per back-end: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db.sqlite3")
+    return await request.getfixturevalue("postgres_server").database()
