@@ -77,8 +77,11 @@ class Settings:
     slack_api_url: str = ""  # empty: Slack's own Web API
 
     def secrets(self) -> list[str]:
+        from urllib.parse import urlsplit
+
+        db_password = urlsplit(self.db).password if "://" in self.db else None  # postgresql://user:PASSWORD@...
         return [v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
-                            self.slack_signing_secret) if v]
+                            self.slack_signing_secret, db_password) if v]
 
     @property
     def slack_enabled(self) -> bool:

@@ -123,7 +123,7 @@ def _count(status: str) -> int:
 
 
 class PgStore:
-    def __init__(self, url: str, pool_size: int = 4, queue_size: int = 10_000) -> None:
+    def __init__(self, url: str, pool_size: int = 8, queue_size: int = 10_000) -> None:
         self.url = url
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
@@ -302,10 +302,16 @@ class PgStore:
         return await self._write(op)
 
     async def first_delivery(self, event_key: str) -> bool:
-        """True for the first replica to see `event_key` (kept across restarts); False for a redelivery."""
-        return _count(await self._write(lambda con: con.execute(
-            "INSERT INTO processed_events (event_key, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            event_key, time.time()))) > 0
+        """True for the first replica to see `event_key` (kept across restarts); False for a redelivery.
+
+        One statement committed on its own, beside the writer's queue: inside the writer's batched
+        transactions a key another replica had just inserted would hold this replica's whole batch until
+        that replica's batch committed, and the replicas would take turns instead of sharing the work."""
+        async with self.pool.acquire() as con:
+            status = await con.execute(
+                "INSERT INTO processed_events (event_key, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                event_key, time.time())
+        return _count(status) > 0
 
     # -- the outbox -----------------------------------------------------------------------------
     async def outbox_accept(self, *, platform: str, user_id: str, text: str, raw: str | None,

@@ -242,3 +242,35 @@ def test_export_selects_taught_and_good_pairs():
     assert summary.kept == 2
     assert dict(summary.dropped) == {"marked bad": 1, "good and bad": 1, "duplicate": 1, "empty": 1,
                                      "mention or link": 2, "too long": 1}
+
+
+def test_teach_and_export_pairs_commands_read_postgres(postgres_server, tmp_path, capsys):
+    """`chatbot teach` and `chatbot export-pairs` (what `chatbot retrain` is given) on a PostgreSQL URL."""
+    from chatbot import teach
+    from scripts import export_pairs
+
+    url = asyncio.run(postgres_server.database())
+
+    async def seed():
+        async with make_store(url) as store:
+            await (await store.log_exchange(ex(user="bob", text="배고파")))
+            await store.teach("discord", "bob", None, "밥 먹어요.")
+            await (await store.log_exchange(ex(user="amy", text="안녕", reply="반가워요.", reply_message_id="m9")))
+            await store.mark_reply("discord", "m9", "amy", "good")
+    asyncio.run(seed())
+    assert teach.main(["list", "--db", url]) == 0
+    assert "배고파\t->\t밥 먹어요." in capsys.readouterr().out
+    assert teach.main(["approve", "1", "--db", url]) == 0
+    assert teach.main(["list", "--all", "--db", url]) == 0
+    assert "approved" in capsys.readouterr().out
+    out = tmp_path / "pairs.csv"
+    assert export_pairs.main(["--db", url, "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "배고파,밥 먹어요." in text and "안녕,반가워요." in text
+
+
+def test_database_password_is_masked_like_the_platform_secrets():
+    from bot.settings import load_settings
+
+    assert load_settings(env={"CHATBOT_DB": "postgresql://bot:pa55word@db:5432/chatbot"}).secrets() == ["pa55word"]
+    assert load_settings(env={"CHATBOT_DB": "var/x.sqlite3"}).secrets() == []

@@ -8,7 +8,7 @@ from adapters.inprocess import InProcessAdapter
 from adapters.terminal import TerminalSession
 from bot.commands import REVIEW_ADMIN_ONLY, Commands
 from bot.pipeline import Pipeline
-from bot.store import Store
+from bot.store import make_store
 from bot.teaching import refusal
 from bot.worker import InferenceWorker, WorkerConfig
 from tests.conftest import REPO
@@ -36,7 +36,7 @@ class Daemonless:
         self.engine = FakeEngine(lambda text: "모델의 답")
         self.worker = InferenceWorker("unused", WorkerConfig(batch_window_ms=0), engine_factory=lambda _: self.engine)
         await self.worker.start()
-        self.store = await Store(self.path).open()
+        self.store = await make_store(self.path).open()
         self.pipeline = Pipeline(self.worker, self.store, commands=Commands(admins=("admin",)), **self.options)
         await self.pipeline.load_taught()
         return self
@@ -46,8 +46,9 @@ class Daemonless:
         await self.store.close()
 
 
-async def test_terminal_teach_is_live_for_the_teacher_and_global_after_approval(tmp_path):
-    bot = await Daemonless(tmp_path / "db.sqlite3").start()
+async def test_terminal_teach_is_live_for_the_teacher_and_global_after_approval(db_target):
+    """On SQLite and on PostgreSQL."""
+    bot = await Daemonless(db_target).start()
     me, other, admin = (TerminalSession(bot.pipeline, user) for user in ("me", "other", "admin"))
     assert await me.handle_line(Q) == "모델의 답"
     taught = await me.handle_line(f"/teach {A}")
@@ -57,7 +58,7 @@ async def test_terminal_teach_is_live_for_the_teacher_and_global_after_approval(
     assert bot.engine.extra_pairs == []
     await bot.stop()
 
-    bot = await Daemonless(tmp_path / "db.sqlite3").start()  # a restart on the same store
+    bot = await Daemonless(db_target).start()  # a restart on the same store
     me, other, admin = (TerminalSession(bot.pipeline, user) for user in ("me", "other", "admin"))
     assert await me.handle_line(Q) == A
     assert await other.handle_line(Q) == "모델의 답"
