@@ -46,8 +46,14 @@ class Postgres:
         if self.bindir is None:
             return ("PostgreSQL server binaries (initdb, pg_ctl) not found: `make test` installs Debian's "
                     "postgresql package as root with apt-get; or set CHATBOT_TEST_POSTGRES to a server's URL")
-        if os.geteuid() == 0 and shutil.which("runuser") is None:
-            return "running as root, and initdb refuses root: runuser is needed to run it as the postgres user"
+        if os.geteuid() == 0:
+            import pwd
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root, and initdb refuses root: no postgres user to run it as"
+            if shutil.which("runuser") is None:
+                return "running as root, and initdb refuses root: runuser is needed to run it as the postgres user"
         return None
 
     def start(self) -> str:
