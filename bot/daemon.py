@@ -158,7 +158,13 @@ class Daemon:
                 log.warning("no /healthz or /metrics: %s is taken (%s); the terminal chat goes on without them",
                             where, exc.strerror)
                 self.server = None
-        await self.store.open()
+        try:
+            await self.store.open()
+        except Exception as exc:  # a database server down or refusing us, a file we cannot write
+            log.error("cannot open the conversation store (db / CHATBOT_DB): %s: %s", type(exc).__name__, exc)
+            if self.server:
+                await self.server.stop()
+            return 2
         await self.worker.start()
         self.metrics.watch(self.worker)
         self.metrics.outbox_pending.set_function(lambda: self.outbox.depth)

@@ -64,3 +64,10 @@ async def test_every_adapter_failing_stops_the_daemon_with_exit_1_and_health_sho
     d = daemon(tmp_path, discord_token=Secret("tok-very-secret"))
     assert await asyncio.wait_for(d.run(lambda pipeline: [Broken("bad token tok-very-secret")]), 10) == 1
     assert d.failures == {"broken": "bad token ***"}  # what /healthz shows beside "failed"
+
+
+async def test_an_unreachable_database_stops_start_up_with_exit_2(tmp_path, caplog):
+    d = Daemon(Settings(db="postgresql://bot:pw@127.0.0.1:1/chatbot", http_port=0, model_watch_s=0),
+               engine_factory=lambda _: FakeEngine())
+    assert await d.run(lambda pipeline: [InProcessAdapter(pipeline)]) == 2
+    assert "cannot open the conversation store" in caplog.text
