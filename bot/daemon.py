@@ -24,7 +24,7 @@ from bot.outbox import Outbox
 from bot.paths import db_work_dir, default_model_dir
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
-from bot.retrainer import Retrainer, default_commands, parse_duration
+from bot.retrainer import Retrainer, child_env, default_commands, parse_duration
 from bot.server import HealthServer
 from bot.settings import Settings
 from bot.steps import AllowList
@@ -60,7 +60,8 @@ class Daemon:
         self.store = make_store(settings.db)
         self.outbox = Outbox(self.store, self.metrics, max_age_s=settings.delivery_max_age_s)
         self.retrainer = Retrainer(parse_duration(settings.retrain_every),
-                                   default_commands(settings.db, db_work_dir(settings.db)), self.reload)
+                                   default_commands(settings.db, db_work_dir(settings.db)), self.reload,
+                                   env=child_env(settings.db))
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),

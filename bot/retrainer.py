@@ -54,10 +54,18 @@ def _iso(t: float | None) -> str | None:
 
 
 def default_commands(db: str, work_dir: Path) -> list[list[str]]:
-    """The two steps an operator would type, as child-process command lines."""
+    """The two steps an operator would type, as child-process command lines. A database URL (which may
+    hold a password) is not put on a command line, where `ps` shows it: the child gets it as CHATBOT_DB
+    (`child_env`)."""
     pairs = str(work_dir / "retrain-pairs.csv")
     chatbot = [sys.executable, "-m", "chatbot"]
-    return [[*chatbot, "export-pairs", "--db", db, "--out", pairs], [*chatbot, "retrain", "--pairs", pairs]]
+    where = [] if "://" in db else ["--db", db]
+    return [[*chatbot, "export-pairs", *where, "--out", pairs], [*chatbot, "retrain", "--pairs", pairs]]
+
+
+def child_env(db: str) -> dict[str, str] | None:
+    """The environment of the retrain steps: the daemon's, with CHATBOT_DB set to a database URL."""
+    return {**os.environ, "CHATBOT_DB": db} if "://" in db else None
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Retrainer:
     on_promoted: Callable[[], Awaitable[object]]
     status: RetrainStatus = field(default_factory=RetrainStatus)
     niceness: int = 10
+    env: dict[str, str] | None = None  # the children's environment (None: the daemon's)
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
         while self.every_s > 0 and not stopping.is_set():
@@ -94,7 +103,7 @@ class Retrainer:
         code = PROMOTED
         for argv in self.commands:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=self.env,
                 preexec_fn=lambda: os.nice(self.niceness))
             _, err = await proc.communicate()
             code = proc.returncode

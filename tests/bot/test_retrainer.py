@@ -85,3 +85,13 @@ async def test_a_failed_or_refused_retrain_leaves_the_serving_model(serving, tin
     refused = Retrainer(3600, [[sys.executable, "-c", "import sys; sys.exit(3)"]], reload)
     assert await refused.run_once() == "not promoted"
     assert reloads == [] and worker.version == old and (await worker.reply(tiny_pairs[0].q)).ok
+
+
+def test_a_database_url_reaches_export_pairs_by_environment_not_on_its_command_line(tmp_path):
+    from bot.retrainer import child_env, default_commands
+
+    url = "postgresql://bot:pa55@db:5432/chatbot"
+    assert not any("pa55" in arg for argv in default_commands(url, tmp_path) for arg in argv)
+    assert child_env(url)["CHATBOT_DB"] == url
+    sqlite = str(tmp_path / "db.sqlite3")
+    assert ["--db", sqlite] == default_commands(sqlite, tmp_path)[0][4:6] and child_env(sqlite) is None
