@@ -59,8 +59,8 @@ def postgres_server():
 
     server = Postgres()
     why = server.why_unavailable()
-    if why and os.environ.get("CHATBOT_TEST_REQUIRE_POSTGRES"):
-        pytest.fail(f"CHATBOT_TEST_REQUIRE_POSTGRES is set but {why}")
+    if why and os.environ.get("TEST_REQUIRE_POSTGRES"):
+        pytest.fail(f"TEST_REQUIRE_POSTGRES is set but {why}")
     if why:
         pytest.skip(why)
     server.start()
