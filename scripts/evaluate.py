@@ -1,12 +1,14 @@
-"""`chatbot eval`: BLEU, chrF and fluency on the held-out split, models against a retrieval baseline.
+"""`chatbot eval`: response selection, BLEU, chrF and fluency on the held-out split; blind rating sheets.
 
 Every system answers the same held-out questions of ChatbotData (the split no shipped model
-trained on or chose anything by): the shipped model as the daemon runs it (beam search, then the
-consensus choice among its reply and 8 retrieved training answers), the same model generating alone,
+trained on or chose anything by): the shipped model as the daemon runs it (the best-fitting bank
+answer, an acknowledgement or its own words, `core_model.responder`), the same model generating alone,
 the seed's exact configuration (its recipe, decoded by plain argmax as the notebook did: `<unk>`
 allowed, repeats not blocked), the same seed weights decoded by our greedy decoder (`<unk>` never
 emitted, no repeats: our decoding fixes credited to the seed), and a TF-IDF retrieval baseline. Writes
 reports/eval.md, reports/scores.png and reports/curves.png; `--json` prints one JSON object.
+Response selection (Recall@1 of 10, MRR) ranks each held-out answer among 9 others by every scorer;
+`--sheet` writes a blind rating sheet and `--ratings` unblinds raters' copies (`core_model.evaluation`).
 """
 from __future__ import annotations
 
