@@ -10,7 +10,6 @@ close to it (not only the same one) can get it. Answers that could harm anyone a
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 
 from core_model.data import text_key
@@ -54,17 +53,20 @@ class TaughtAnswers:
 
     def __init__(self, pairs: list[TaughtPair] = ()) -> None:
         self._pairs: dict[int, TaughtPair] = {}
+        self._by_question: dict[str, dict[int, TaughtPair]] = {}  # normalized question -> its pairs by id
         for pair in pairs:
             self.add(pair)
 
     def add(self, pair: TaughtPair) -> None:
         self._pairs[pair.id] = pair
+        self._by_question.setdefault(text_key(pair.question), {})[pair.id] = pair
 
     def remove_user(self, platform: str, user_id: str) -> list[TaughtPair]:
         """Forget a user's pairs; returns those that had been approved (to leave the live bank)."""
         gone = [p for p in self._pairs.values() if (p.platform, p.user_id) == (platform, user_id)]
         for p in gone:
             del self._pairs[p.id]
+            del self._by_question[text_key(p.question)][p.id]
         return [p for p in gone if p.status == "approved"]
 
     def lookup(self, platform: str, user_id: str, text: str) -> str | None:
@@ -73,8 +75,8 @@ class TaughtAnswers:
         if not key:
             return None
         mine = approved = None
-        for p in sorted(self._pairs.values(), key=lambda p: p.id):
-            if text_key(p.question) != key or p.status == "rejected":
+        for p in sorted(self._by_question.get(key, {}).values(), key=lambda p: p.id):
+            if p.status == "rejected":
                 continue
             if (p.platform, p.user_id) == (platform, user_id):
                 mine = p.answer
@@ -93,9 +95,6 @@ class TaughtAnswers:
 
     def reached_quorum(self, pair: TaughtPair, quorum: int) -> list[TaughtPair]:
         """The pending pairs with this question and answer, if at least `quorum` different users taught it."""
-        same = [p for p in self._pairs.values() if p.status == "pending"
-                and text_key(p.question) == text_key(pair.question) and text_key(p.answer) == text_key(pair.answer)]
-        teachers = defaultdict(int)
-        for p in same:
-            teachers[(p.platform, p.user_id)] += 1
-        return same if len(teachers) >= quorum else []
+        same = [p for p in self._by_question.get(text_key(pair.question), {}).values()
+                if p.status == "pending" and text_key(p.answer) == text_key(pair.answer)]
+        return same if len({(p.platform, p.user_id) for p in same}) >= quorum else []

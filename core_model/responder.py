@@ -139,17 +139,19 @@ class Responder:
         texts = [p.text for p in batch]
         best, scores = ranker.best(texts)
         same = [by_key.get(text_key(t), []) for t in texts]
-        fits = ranker.score([t for t, js in zip(texts, same) if js],
-                            [[ranker.bank.answers[j] for j in js] for js in same if js])
-        acks = ranker.score(texts, [ACKNOWLEDGEMENTS] * len(texts))
+        fits = iter(ranker.score([t for t, js in zip(texts, same) if js],
+                                 [[ranker.bank.answers[j] for j in js] for js in same if js]))
+        unsure = [i for i, (score, js) in enumerate(zip(scores, same))
+                  if not js and GENERATE_BELOW <= score < ACKNOWLEDGE_BELOW]
+        acks = dict(zip(unsure, ranker.score([texts[i] for i in unsure], [ACKNOWLEDGEMENTS] * len(unsure))))
         out: list[Reply | None] = []
-        for j, score, js, ack in zip(best, scores, same, acks):
+        for i, (j, score, js) in enumerate(zip(best, scores, same)):
             if js:
-                out.append(Reply(safe_text(ranker.bank.answers[js[int(np.argmax(fits.pop(0)))]]), True, "bank"))
+                out.append(Reply(safe_text(ranker.bank.answers[js[int(np.argmax(next(fits)))]]), True, "bank"))
+            elif i in acks:
+                out.append(Reply(ACKNOWLEDGEMENTS[int(np.argmax(acks[i]))], True, "acknowledgement"))
             elif score >= ACKNOWLEDGE_BELOW:
                 out.append(Reply(safe_text(ranker.bank.answers[j]), True, "bank"))
-            elif score >= GENERATE_BELOW:
-                out.append(Reply(ACKNOWLEDGEMENTS[int(np.argmax(ack))], True, "acknowledgement"))
             else:
                 out.append(None)
         return out
