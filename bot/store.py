@@ -20,6 +20,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.installations import INSTALL_COLUMNS, BotInstall, install_from_row, install_row
 from bot.teaching import TaughtPair
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,33 @@ MIGRATIONS: list[str] = [
     ALTER TABLE feedback ADD COLUMN status TEXT;
     ALTER TABLE feedback ADD COLUMN reviewed_by TEXT;
     UPDATE feedback SET status = 'pending' WHERE kind = 'teach';
+    """,
+    # 4 -> 5: app installations per workspace (Slack OAuth: each workspace's bot token) and the OAuth flow's
+    # one-time states. '' stands for "no enterprise" / "org-wide" so the primary key compares them.
+    """
+    CREATE TABLE installations (
+        platform TEXT NOT NULL,
+        enterprise_id TEXT NOT NULL DEFAULT '',
+        team_id TEXT NOT NULL DEFAULT '',
+        team_name TEXT,
+        enterprise_name TEXT,
+        app_id TEXT,
+        bot_token TEXT NOT NULL,
+        bot_id TEXT,
+        bot_user_id TEXT,
+        bot_scopes TEXT NOT NULL DEFAULT '',
+        bot_refresh_token TEXT,
+        bot_token_expires_at INTEGER,
+        is_enterprise_install INTEGER NOT NULL DEFAULT 0,
+        installer_user_id TEXT,
+        installed_at REAL NOT NULL,
+        PRIMARY KEY (platform, enterprise_id, team_id)
+    );
+    CREATE INDEX installations_team ON installations(platform, team_id);
+    CREATE TABLE oauth_states (
+        state TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -407,6 +435,55 @@ class Store:
                 " created_at FROM outbox WHERE status = 'pending' ORDER BY id") as cur:
             rows = await cur.fetchall()
         return [OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows]
+
+    # -- installations (bot/installations.py) ------------------------------------------------------
+    async def install_save(self, inst: BotInstall) -> None:
+        """Insert or replace the workspace's installation (committed when this returns)."""
+        names = ", ".join(INSTALL_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in INSTALL_COLUMNS[3:])
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(f"INSERT INTO installations ({names}) VALUES ({', '.join('?' * len(INSTALL_COLUMNS))})"
+                             f" ON CONFLICT (platform, enterprise_id, team_id) DO UPDATE SET {updates}",
+                             install_row(inst))
+        await (await self._submit(op))
+
+    async def install_find(self, platform: str, enterprise_id: str, team_id: str) -> BotInstall | None:
+        async with self.db.execute(f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installations"
+                                   " WHERE platform = ? AND enterprise_id = ? AND team_id = ?",
+                                   (platform, enterprise_id, team_id)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else install_from_row(row)
+
+    async def install_find_team(self, platform: str, team_id: str) -> BotInstall | None:
+        async with self.db.execute(f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installations"
+                                   " WHERE platform = ? AND team_id = ? ORDER BY installed_at DESC LIMIT 1",
+                                   (platform, team_id)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else install_from_row(row)
+
+    async def install_delete(self, platform: str, enterprise_id: str, team_id: str) -> int:
+        async def op(db: aiosqlite.Connection) -> int:
+            cur = await db.execute("DELETE FROM installations WHERE platform = ? AND enterprise_id = ? AND team_id = ?",
+                                   (platform, enterprise_id, team_id))
+            return cur.rowcount
+        return await (await self._submit(op))
+
+    async def oauth_state_issue(self, state: str, ttl_s: float) -> None:
+        """Remember `state` until `ttl_s` from now (and drop states that expired)."""
+        now = time.time()
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (now,))
+            await db.execute("INSERT INTO oauth_states (state, expires_at) VALUES (?, ?)", (state, now + ttl_s))
+        await (await self._submit(op))
+
+    async def oauth_state_consume(self, state: str) -> bool:
+        """True once for a live state: deleting it is the check, so two redirects with it cannot both pass."""
+        async def op(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute("DELETE FROM oauth_states WHERE state = ? AND expires_at >= ?", (state, time.time()))
+            return cur.rowcount > 0
+        return await (await self._submit(op))
 
     # -- reads ----------------------------------------------------------------------------------
     async def training_rows(self) -> list[tuple[str, str, str | None, str]]:

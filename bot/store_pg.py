@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
+from bot.installations import INSTALL_COLUMNS, BotInstall, install_from_row, install_row
 from bot.store import (
     EVENT_TTL_S,
     MIGRATIONS,
@@ -104,6 +105,32 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE feedback ADD COLUMN status TEXT;
     ALTER TABLE feedback ADD COLUMN reviewed_by TEXT;
     UPDATE feedback SET status = 'pending' WHERE kind = 'teach';
+    """,
+    # 4 -> 5: app installations per workspace and the OAuth flow's one-time states
+    """
+    CREATE TABLE installations (
+        platform TEXT NOT NULL,
+        enterprise_id TEXT NOT NULL DEFAULT '',
+        team_id TEXT NOT NULL DEFAULT '',
+        team_name TEXT,
+        enterprise_name TEXT,
+        app_id TEXT,
+        bot_token TEXT NOT NULL,
+        bot_id TEXT,
+        bot_user_id TEXT,
+        bot_scopes TEXT NOT NULL DEFAULT '',
+        bot_refresh_token TEXT,
+        bot_token_expires_at BIGINT,
+        is_enterprise_install BOOLEAN NOT NULL DEFAULT false,
+        installer_user_id TEXT,
+        installed_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, enterprise_id, team_id)
+    );
+    CREATE INDEX installations_team ON installations(platform, team_id);
+    CREATE TABLE oauth_states (
+        state TEXT PRIMARY KEY,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
     """,
 ]
 assert len(PG_MIGRATIONS) == len(MIGRATIONS), "every schema version needs its PostgreSQL twin"
@@ -371,6 +398,50 @@ class PgStore:
                 "SELECT id, platform, user_id, text, raw, workspace, channel, thread, reply_to, reply, attempts,"
                 " created_at FROM outbox WHERE status = 'pending' ORDER BY id")
         return [OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows]
+
+    # -- installations (bot/installations.py) ------------------------------------------------------
+    async def install_save(self, inst: BotInstall) -> None:
+        """Insert or replace the workspace's installation (committed when this returns)."""
+        names = ", ".join(INSTALL_COLUMNS)
+        marks = ", ".join(f"${i + 1}" for i in range(len(INSTALL_COLUMNS)))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in INSTALL_COLUMNS[3:])
+        await self._write(lambda con: con.execute(
+            f"INSERT INTO installations ({names}) VALUES ({marks})"
+            f" ON CONFLICT (platform, enterprise_id, team_id) DO UPDATE SET {updates}", *install_row(inst)))
+
+    async def install_find(self, platform: str, enterprise_id: str, team_id: str) -> BotInstall | None:
+        async with self.pool.acquire() as con:
+            row = await con.fetchrow(f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installations"
+                                     " WHERE platform = $1 AND enterprise_id = $2 AND team_id = $3",
+                                     platform, enterprise_id, team_id)
+        return None if row is None else install_from_row(tuple(row))
+
+    async def install_find_team(self, platform: str, team_id: str) -> BotInstall | None:
+        async with self.pool.acquire() as con:
+            row = await con.fetchrow(f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installations"
+                                     " WHERE platform = $1 AND team_id = $2 ORDER BY installed_at DESC LIMIT 1",
+                                     platform, team_id)
+        return None if row is None else install_from_row(tuple(row))
+
+    async def install_delete(self, platform: str, enterprise_id: str, team_id: str) -> int:
+        return _count(await self._write(lambda con: con.execute(
+            "DELETE FROM installations WHERE platform = $1 AND enterprise_id = $2 AND team_id = $3",
+            platform, enterprise_id, team_id)))
+
+    async def oauth_state_issue(self, state: str, ttl_s: float) -> None:
+        """Remember `state` until `ttl_s` from now (and drop states that expired)."""
+        now = time.time()
+
+        async def op(con) -> None:
+            await con.execute("DELETE FROM oauth_states WHERE expires_at < $1", now)
+            await con.execute("INSERT INTO oauth_states (state, expires_at) VALUES ($1, $2)", state, now + ttl_s)
+        await self._write(op)
+
+    async def oauth_state_consume(self, state: str) -> bool:
+        """True once for a live state: deleting it is the check, so two redirects with it (on any replicas)
+        cannot both pass."""
+        return _count(await self._write(lambda con: con.execute(
+            "DELETE FROM oauth_states WHERE state = $1 AND expires_at >= $2", state, time.time()))) > 0
 
     # -- reads ----------------------------------------------------------------------------------
     async def training_rows(self) -> list[tuple[str, str, str | None, str]]:

@@ -97,7 +97,7 @@ async def test_migration_from_schema_1_keeps_rows(tmp_path):
         taught = await store.taught_pairs()  # taught before reviews existed: pending review now
         assert [(p.question, p.answer, p.status) for p in taught] == [("옛날 메시지", "배운 답", "pending")]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
 
 
 async def test_feedback_forget_and_retention(db_target):
@@ -156,6 +156,38 @@ async def test_taught_pairs_review_and_outbox_round_trip(db_target):
             ("sent", "1.5", None), ("failed", None, "channel_not_found"), ("expired", None, None)]
         (sent,) = await fetch(db_target, f"SELECT reply_message_id FROM exchanges WHERE id = {exchange_id}")
         assert sent["reply_message_id"] == "1.5"
+
+
+async def test_installations_and_oauth_states(db_target):
+    """Slack OAuth's records (schema 5): one row per workspace, replaced on reinstall, found by workspace,
+    deleted on uninstall; a state is accepted once and only while alive; tokens stay out of repr."""
+    from bot.installations import BotInstall
+
+    a = BotInstall("slack", "T1", "xoxb-a-1", team_name="A", bot_id="BA", bot_user_id="UA", bot_scopes="chat:write",
+                   installer_user_id="U1", installed_at=100.0)
+    grid = BotInstall("slack", "T2", "xoxb-grid", enterprise_id="E1", bot_user_id="UG", installed_at=50.0,
+                      bot_refresh_token="xoxe-1-refresh", bot_token_expires_at=2_000_000_000)
+    async with make_store(db_target) as store:
+        assert await store.install_find("slack", "", "T1") is None
+        await store.install_save(a)
+        await store.install_save(grid)
+        assert await store.install_find("slack", "", "T1") == a
+        await store.install_save(BotInstall("slack", "T1", "xoxb-a-2", bot_user_id="UA", installed_at=200.0))
+        again = await store.install_find_team("slack", "T1")
+        assert (again.bot_token, again.team_name, again.installed_at) == ("xoxb-a-2", None, 200.0)
+        assert await store.install_find_team("slack", "T2") == grid
+        assert await store.install_find("slack", "", "T2") is None  # T2's install is the enterprise's
+        assert await store.install_find("discord", "", "T1") is None
+        assert await store.install_delete("slack", "", "T1") == 1
+        assert await store.install_find_team("slack", "T1") is None
+        assert "xox" not in repr(grid)
+
+        await store.oauth_state_issue("s-live", 60)
+        await store.oauth_state_issue("s-old", -1)  # already expired
+        assert await asyncio.gather(*(store.oauth_state_consume("s-live") for _ in range(5))) == [True] + [False] * 4
+        assert not await store.oauth_state_consume("s-old")
+        assert not await store.oauth_state_consume("never-issued")
+    assert [r["team_id"] for r in await fetch(db_target, "SELECT team_id FROM installations")] == ["T2"]
 
 
 async def test_replicas_share_dedupe_and_migrate_once(postgres_url):
