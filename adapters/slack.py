@@ -7,6 +7,8 @@ the delivery id, and the pipeline's dedupe step records it before any work (INSE
 store), so a user gets exactly one reply, across restarts too. Like every adapter it only
 translates events to `Incoming` and replies back; the pipeline decides what to answer.
 HTTP mode keeps bolt's signature verification (401 for missing, wrong or stale signatures).
+One workspace (SLACK_BOT_TOKEN), or many installed through OAuth (adapters/slack_oauth.py): then each
+event is authorized, and each reply posted, with its own workspace's bot token from the store.
 
 Delivery: replies go out through the pipeline's outbox (bot/outbox.py), written to the store before
 they are posted and marked sent after, one post in flight per channel. A message is admitted (and
@@ -32,6 +34,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack_oauth import SlackOAuth, WorkspaceTokens, app_arguments
 from bot.adapter import AdapterState
 from bot.messages import Incoming
 from bot.outbox import Delivery, DeliveryError
@@ -114,17 +117,30 @@ def retry_handlers(on_retry) -> list[AsyncRetryHandler]:
 class SlackAdapter:
     name = PLATFORM
 
-    def __init__(self, pipeline: Pipeline, *, bot_token: str, signing_secret: str = "", app_token: str = "",
-                 http_host: str = "0.0.0.0", http_port: int = 3000, api_url: str = "") -> None:
+    def __init__(self, pipeline: Pipeline, *, bot_token: str = "", signing_secret: str = "", app_token: str = "",
+                 http_host: str = "0.0.0.0", http_port: int = 3000, api_url: str = "",
+                 oauth: SlackOAuth | None = None) -> None:
+        """`bot_token`: one workspace. `oauth` instead: many, installed at /slack/install (HTTP mode), their
+        tokens kept in the pipeline's store."""
         self.pipeline = pipeline
         self.http_host, self.http_port = http_host, http_port
         self._app_token = app_token
         self.state = AdapterState.CREATED
         self.client = AsyncWebClient(
-            token=bot_token, base_url=api_url or AsyncWebClient.BASE_URL, timeout=POST_TIMEOUT_S,
+            token=None if oauth else bot_token, base_url=api_url or AsyncWebClient.BASE_URL, timeout=POST_TIMEOUT_S,
             retry_handlers=retry_handlers(lambda reason, what: pipeline.outbox.retried(PLATFORM, reason, what)))
+        self.tokens: WorkspaceTokens | None = None
+        oauth_args = {}
+        if oauth is not None:
+            if pipeline.installations is None or app_token:
+                raise ValueError("Slack OAuth installs need HTTP mode and a store to keep them in")
+            oauth_args = app_arguments(oauth, pipeline.installations, self.client)
+            self.tokens = WorkspaceTokens(oauth_args["oauth_settings"].installation_store, oauth_args["authorize"])
         self.app = AsyncApp(client=self.client, signing_secret=signing_secret or None,
-                            request_verification_enabled=not app_token, logger=logging.getLogger("slack_bolt"))
+                            request_verification_enabled=not app_token, logger=logging.getLogger("slack_bolt"),
+                            **oauth_args)
+        if oauth is not None:
+            self.app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the row goes
         self._runner: web.AppRunner | None = None
         self._socket = None
         self._register()
@@ -155,8 +171,9 @@ class SlackAdapter:
             raise RuntimeError(f"Slack {self.mode} mode could not start: {type(exc).__name__}: {exc}") from None
         await self._warm_authorization()
         self.state = AdapterState.RUNNING
-        log.info("slack: listening in %s mode%s", self.mode,
-                 f" on {self.http_host}:{self.http_port}/slack/events" if self.mode == "http" else "")
+        log.info("slack: listening in %s mode%s%s", self.mode,
+                 f" on {self.http_host}:{self.http_port}/slack/events" if self.mode == "http" else "",
+                 "; installs at /slack/install (OAuth, many workspaces)" if self.tokens else "")
 
     async def _warm_authorization(self) -> None:
         """Bolt's single-workspace authorization calls auth.test for the first event and caches the answer,
@@ -267,11 +284,21 @@ class SlackAdapter:
     async def deliver(self, d: Delivery) -> str | None:
         """Post one reply in its thread (the outbox's delivery for Slack); the message's ts.
 
-        Raises DeliveryError naming what failed after slack_sdk's own retries."""
+        Raises DeliveryError naming what failed after slack_sdk's own retries. With OAuth installs the
+        reply is posted with its workspace's token; a workspace that uninstalled the app is refused for good."""
+        token = {}
+        if self.tokens is not None:
+            try:
+                found = await self.tokens.bot_token(d.workspace)
+            except Exception as exc:  # the store or a token rotation failed: try again later
+                raise delivery_error(exc) from None
+            if found is None:
+                raise DeliveryError("not_installed", permanent=True, detail=f"workspace {d.workspace}")
+            token = {"token": found}
         try:
             resp = await self.client.chat_postMessage(channel=d.channel or "", thread_ts=d.thread,
                                                       text=slack_escape(d.text), link_names=False,
-                                                      unfurl_links=False, unfurl_media=False)
+                                                      unfurl_links=False, unfurl_media=False, **token)
         except Exception as exc:  # SlackApiError, network; the SDK never prints the token
             raise delivery_error(exc) from None
         return resp.get("ts")

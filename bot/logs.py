@@ -3,32 +3,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
+# Slack tokens by their shape (xoxb-, xoxp-, xoxe-1-, xoxe.xoxb-1-...): with OAuth installs each workspace's
+# token comes from the store, so no configured list can name them all.
+SLACK_TOKEN = re.compile(r"xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]+")
+
 
 class RedactSecrets(logging.Filter):
-    """Replace every configured secret in a record's final text with ***."""
+    """Replace every configured secret, and anything shaped like a Slack token, in a record's final text with ***."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            text = record.getMessage()
-            for secret in self.secrets:
-                text = text.replace(secret, "***")
-            record.msg, record.args = text, None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self._mask(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        record.msg, record.args = self._mask(record.getMessage()), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self._mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
     def _mask(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        return text
+        return SLACK_TOKEN.sub("***", text)
 
 
 class JsonFormatter(logging.Formatter):

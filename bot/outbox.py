@@ -37,6 +37,7 @@ class Delivery:
     reply_to: str | None  # the platform's id of the user's message
     text: str
     outbox_id: int | None = None
+    workspace: str | None = None  # the platform's workspace (Slack team): whose bot token posts it
 
 
 class DeliveryError(Exception):

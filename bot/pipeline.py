@@ -5,7 +5,8 @@ bot/steps.py) -> a command (bot/commands.py) or: normalize once -> [outbox: owed
 worker -> store -> the reply out, through the outbox (bot/outbox.py: at least once, one post at a time
 per channel) when the platform registered a delivery, else through `send`. `admit` + `answer` are
 `handle` in two halves, for platforms that acknowledge an event before it is answered.
-`feedback`, `teach` and `forget` are the other actions; adapters never touch the store.
+`feedback`, `teach` and `forget` are the other actions; adapters never touch the store (beyond
+`installations`: the credentials of a platform installed in many workspaces).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from bot.commands import ATTACHMENT_ONLY, Commands
+from bot.installations import Installations
 from bot.messages import USER_TEXT, Incoming, Outcome, WorkerResult
 from bot.metrics import Metrics
 from bot.outbox import Delivery, Outbox
@@ -70,6 +72,11 @@ class Pipeline:
     def remembers(self) -> bool:
         """Whether conversations are stored (feedback, teach and forget need it)."""
         return self._store is not None
+
+    @property
+    def installations(self) -> Installations | None:
+        """Where platforms installed in many workspaces keep each one's credentials (the store); None without one."""
+        return self._store
 
     @property
     def model_version(self) -> str | None:
@@ -137,7 +144,7 @@ class Pipeline:
         """Through the outbox: the reply and its exchange are written before the post, marked sent after."""
         await self._store.outbox_reply(outbox_id, self._exchange(msg, result))
         await self.outbox.send(Delivery(msg.platform, msg.channel, msg.thread, msg.message_id, result.text,
-                                        outbox_id), accepted_at)
+                                        outbox_id, msg.workspace), accepted_at)
 
     async def resume(self) -> int:
         """At start-up: answer what the outbox still owes (pending, younger than its age limit); the number."""
@@ -168,8 +175,8 @@ class Pipeline:
                 text = result.text
             else:
                 text = row.reply
-            await self.outbox.send(Delivery(row.platform, row.channel, row.thread, row.reply_to, text, row.id),
-                                   row.created_at)
+            await self.outbox.send(Delivery(row.platform, row.channel, row.thread, row.reply_to, text, row.id,
+                                            row.workspace), row.created_at)
 
     async def command(self, msg: Incoming) -> str | None:
         """The answer to a command (`msg.command` set by the adapter); None: not one after all."""

@@ -40,7 +40,13 @@ PLATFORM_ENV = {
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_http_port": "SLACK_HTTP_PORT",
     "slack_api_url": "SLACK_API_URL",
+    "slack_client_id": "SLACK_CLIENT_ID",
+    "slack_client_secret": "SLACK_CLIENT_SECRET",
+    "slack_redirect_uri": "SLACK_REDIRECT_URI",
+    "slack_scopes": "SLACK_SCOPES",
 }
+# What the bot asks of a workspace that installs it (README, Slack set-up).
+SLACK_BOT_SCOPES = ("app_mentions:read", "chat:write", "im:history", "im:read", "reactions:read", "commands")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -75,17 +81,27 @@ class Settings:
     slack_signing_secret: Secret = field(default=Secret(""), repr=False)
     slack_http_port: int = 3000
     slack_api_url: str = ""  # empty: Slack's own Web API
+    # Many workspaces (OAuth install): instead of slack_bot_token, each workspace's token from the store
+    slack_client_id: str = ""
+    slack_client_secret: Secret = field(default=Secret(""), repr=False)
+    slack_redirect_uri: str = ""  # empty: the app's only Redirect URL configured at Slack
+    slack_scopes: tuple[str, ...] = SLACK_BOT_SCOPES
 
     def secrets(self) -> list[str]:
         from urllib.parse import urlsplit
 
         db_password = urlsplit(self.db).password if "://" in self.db else None  # postgresql://user:PASSWORD@...
         return [v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
-                            self.slack_signing_secret, db_password) if v]
+                            self.slack_signing_secret, self.slack_client_secret, db_password) if v]
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Many workspaces: installed through OAuth (`/slack/install`), their tokens kept in the store."""
+        return bool(self.slack_client_id and self.slack_client_secret)
 
     @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_bot_token)
+        return bool(self.slack_bot_token) or self.slack_oauth
 
     @property
     def discord_enabled(self) -> bool:
@@ -164,4 +180,20 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
     if settings.slack_bot_token and not (settings.slack_app_token or settings.slack_signing_secret):
         raise SettingsError("slack_signing_secret: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) "
                             "nor SLACK_SIGNING_SECRET (HTTP mode) is")
+    _check_slack(settings)
     return settings
+
+
+def _check_slack(settings: Settings) -> None:
+    """One Slack mode at a time, each with what it needs."""
+    if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
+        raise SettingsError("slack_client_secret: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together (OAuth installs)")
+    if settings.slack_oauth:
+        if settings.slack_bot_token:
+            raise SettingsError("slack_bot_token: set either SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                                "SLACK_CLIENT_SECRET (many workspaces, installed through /slack/install), not both")
+        if settings.slack_app_token or not settings.slack_signing_secret:
+            raise SettingsError("slack_signing_secret: OAuth installs (SLACK_CLIENT_ID) need HTTP mode: "
+                                "SLACK_SIGNING_SECRET set and SLACK_APP_TOKEN unset")
+        if not settings.slack_scopes:
+            raise SettingsError("slack_scopes: expected the bot scopes to ask for, got none")

@@ -21,7 +21,8 @@ from bot.settings import Settings, SettingsError, load_settings
 
 NOTHING_TO_RUN = """chatbot serve: no chat platform is configured and there is no terminal to chat in.
 Set DISCORD_TOKEN for Discord, and/or SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP mode) or
-SLACK_APP_TOKEN (Socket Mode) for Slack; or run it in a terminal to chat there (see README.md)."""
+SLACK_APP_TOKEN (Socket Mode) for Slack, or SLACK_CLIENT_ID + SLACK_CLIENT_SECRET + SLACK_SIGNING_SECRET
+for Slack installed in many workspaces; or run it in a terminal to chat there (see README.md)."""
 
 
 def build_adapters(settings: Settings, pipeline: Pipeline) -> list[Adapter]:
@@ -32,9 +33,12 @@ def build_adapters(settings: Settings, pipeline: Pipeline) -> list[Adapter]:
         adapters.append(DiscordAdapter(pipeline, settings.discord_token))
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter
+        from adapters.slack_oauth import SlackOAuth
+        oauth = SlackOAuth(settings.slack_client_id, settings.slack_client_secret, settings.slack_scopes,
+                           settings.slack_redirect_uri) if settings.slack_oauth else None
         adapters.append(SlackAdapter(pipeline, bot_token=settings.slack_bot_token,
                                      signing_secret=settings.slack_signing_secret, app_token=settings.slack_app_token,
-                                     http_port=settings.slack_http_port, api_url=settings.slack_api_url))
+                                     http_port=settings.slack_http_port, api_url=settings.slack_api_url, oauth=oauth))
     return adapters
 
 

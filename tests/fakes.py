@@ -20,6 +20,11 @@ class FakeSlackAPI:
     `fail_every`-th post request, and the connection closed without an answer on every `drop_every`-th
     (those posts are not made). `latency` delays every answer. Counts of each are kept. Posts to a channel
     in `missing` are refused for good (`channel_not_found`).
+
+    OAuth: `workspaces` maps a bot token to its workspace (`team_id`, `bot_user_id`, `bot_id`, `team_name`);
+    auth.test then answers for the token it is given (and `invalid_auth` for others), and oauth.v2.access
+    exchanges a code in `codes` (code -> bot token) for that workspace's install, once, when the request
+    carries `client` (client id, client secret) as HTTP Basic auth.
     """
 
     def __init__(self, *, rate: float = 0.0, burst: int = 3, fail_every: int = 0, drop_every: int = 0,
@@ -35,6 +40,10 @@ class FakeSlackAPI:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.posted = asyncio.Event()
+        self.workspaces: dict[str, dict] = {}
+        self.codes: dict[str, str] = {}
+        self.client: tuple[str, str] = ("", "")
+        self.auth_headers: dict[str, list[str]] = {}  # method -> Authorization header of each call
 
     async def start(self, port: int = 0) -> FakeSlackAPI:
         app = web.Application()
@@ -73,6 +82,17 @@ class FakeSlackAPI:
             args = {}
         if self.latency:
             await asyncio.sleep(self.latency)
+        auth = request.headers.get("Authorization", "")
+        self.auth_headers.setdefault(method, []).append(auth)
+        if method == "oauth.v2.access":
+            return self._oauth_access(auth, args)
+        if method == "auth.test" and self.workspaces:
+            ws = self.workspaces.get(auth.removeprefix("Bearer "))
+            if ws is None:
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": ws["team_name"],
+                                      "user": "bot", "team_id": ws["team_id"], "user_id": ws["bot_user_id"],
+                                      "bot_id": ws["bot_id"]})
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot",
                                       "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"})
@@ -97,6 +117,22 @@ class FakeSlackAPI:
             self.posted.set()
             return web.json_response({"ok": True, "channel": args.get("channel"), "ts": ts})
         return web.json_response({"ok": False, "error": "unknown_method"})
+
+    def _oauth_access(self, auth: str, args: dict) -> web.Response:
+        import base64
+
+        expected = "Basic " + base64.b64encode(":".join(self.client).encode()).decode()
+        if not self.client[0] or auth != expected:
+            return web.json_response({"ok": False, "error": "invalid_client_id"})
+        token = self.codes.pop(str(args.get("code")), None)  # a code is good once
+        if token is None:
+            return web.json_response({"ok": False, "error": "invalid_code"})
+        ws = self.workspaces[token]
+        return web.json_response({
+            "ok": True, "app_id": "A1", "access_token": token, "token_type": "bot",
+            "scope": "app_mentions:read,chat:write",
+            "bot_user_id": ws["bot_user_id"], "team": {"id": ws["team_id"], "name": ws["team_name"]},
+            "enterprise": None, "is_enterprise_install": False, "authed_user": {"id": "UINSTALLER"}})
 
     async def wait_posts(self, n: int, timeout: float = 30) -> list[dict]:
         deadline = time.monotonic() + timeout
