@@ -24,7 +24,9 @@ class FakeSlackAPI:
     OAuth: `workspaces` maps a bot token to its workspace (`team_id`, `bot_user_id`, `bot_id`, `team_name`);
     auth.test then answers for the token it is given (and `invalid_auth` for others), and oauth.v2.access
     exchanges a code in `codes` (code -> bot token) for that workspace's install, once, when the request
-    carries `client` (client id, client secret) as HTTP Basic auth.
+    carries `client` (client id, client secret) as HTTP Basic auth. A workspace with `expires_in` has token
+    rotation on: its install carries a refresh token, and `refresh` (refresh token -> next bot token)
+    answers oauth.v2.access with grant_type=refresh_token.
     """
 
     def __init__(self, *, rate: float = 0.0, burst: int = 3, fail_every: int = 0, drop_every: int = 0,
@@ -42,6 +44,7 @@ class FakeSlackAPI:
         self.posted = asyncio.Event()
         self.workspaces: dict[str, dict] = {}
         self.codes: dict[str, str] = {}
+        self.refresh: dict[str, str] = {}
         self.client: tuple[str, str] = ("", "")
         self.auth_headers: dict[str, list[str]] = {}  # method -> Authorization header of each call
 
@@ -124,11 +127,18 @@ class FakeSlackAPI:
         expected = "Basic " + base64.b64encode(":".join(self.client).encode()).decode()
         if not self.client[0] or auth != expected:
             return web.json_response({"ok": False, "error": "invalid_client_id"})
+        if args.get("grant_type") == "refresh_token":
+            token = self.refresh.pop(str(args.get("refresh_token")), None)  # a refresh token is good once
+            if token is None:
+                return web.json_response({"ok": False, "error": "invalid_refresh_token"})
+            return web.json_response({"ok": True, "token_type": "bot", "access_token": token,
+                                      "refresh_token": f"xoxe-1-after-{token}", "expires_in": 43200})
         token = self.codes.pop(str(args.get("code")), None)  # a code is good once
         if token is None:
             return web.json_response({"ok": False, "error": "invalid_code"})
         ws = self.workspaces[token]
-        return web.json_response({
+        rotation = {"refresh_token": ws["refresh_token"], "expires_in": ws["expires_in"]} if "expires_in" in ws else {}
+        return web.json_response({**rotation,
             "ok": True, "app_id": "A1", "access_token": token, "token_type": "bot",
             "scope": "app_mentions:read,chat:write",
             "bot_user_id": ws["bot_user_id"], "team": {"id": ws["team_id"], "name": ws["team_name"]},

@@ -192,6 +192,24 @@ async def test_a_reply_owed_to_a_workspace_is_posted_with_its_token_after_a_rest
         assert rows[owed] == "sent " and rows[gone].startswith("failed not_installed")
 
 
+
+async def test_rotating_tokens_are_refreshed_before_they_expire_and_saved(tmp_path):
+    """An app with token rotation: the install's token expires within the hour, so the first event refreshes
+    it (oauth.v2.access, grant_type=refresh_token) and the new token answers and is kept."""
+    async with oauth_env(str(tmp_path / "db.sqlite3")) as env:
+        team = {"team_id": "TC", "team_name": "Gamma", "bot_user_id": "UBOTC", "bot_id": "BC"}
+        env.api.workspaces["xoxe.xoxb-1-old"] = {**team, "refresh_token": "xoxe-1-first", "expires_in": 3600}
+        env.api.workspaces["xoxe.xoxb-1-new"] = team
+        env.api.codes["code-c"], env.api.refresh["xoxe-1-first"] = "xoxe.xoxb-1-old", "xoxe.xoxb-1-new"
+        assert await env.install("code-c") == 200
+        await env.team_event("TC", mention("감마에서 안녕", "1.000", channel="CC"))
+        (post,) = await env.api.wait_posts(1)
+        assert post["auth"] == "Bearer xoxe.xoxb-1-new"
+        row = await env.store.install_find_team("slack", "TC")
+        assert (row.bot_token, row.bot_refresh_token, row.installer_user_id) == (
+            "xoxe.xoxb-1-new", "xoxe-1-after-xoxe.xoxb-1-new", "UINSTALLER")
+        assert row.bot_token_expires_at > time.time() + 40000
+
 def test_oauth_settings_are_checked_and_the_secret_never_shows():
     env = {"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET, "SLACK_SIGNING_SECRET": "s" * 8}
     settings = load_settings(env=env)
