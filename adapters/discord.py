@@ -39,6 +39,11 @@ LIMIT = 2000
 FEEDBACK = {"👍": "good", "👎": "bad"}
 NO_PINGS = discord.AllowedMentions.none()
 COMMANDS = ("!teach", "!forget", "!reload", "!approve", "!reject")
+CLOSED_BECAUSE = {  # gateway close codes that no reconnect can fix: the operator has to change the settings
+    4010: "Discord refused the shard (close code 4010, invalid shard): check shard_count and shard_ids",
+    4011: "Discord requires sharding (close code 4011): the bot is in too many guilds for one connection "
+          "(2,500 or more); set shard_count (CHATBOT_SHARD_COUNT), about one shard per 1,000 guilds",
+}
 
 
 class DiscordAdapter:
@@ -72,6 +77,11 @@ class DiscordAdapter:
             self.state = AdapterState.FAILED
             raise RuntimeError("Discord refused the message content intent: enable 'Message Content Intent' "
                                "for this bot in the developer portal (Bot tab)") from None
+        except discord.ConnectionClosed as exc:
+            if exc.code not in CLOSED_BECAUSE:
+                raise
+            self.state = AdapterState.FAILED
+            raise RuntimeError(CLOSED_BECAUSE[exc.code]) from None
         finally:
             if self.state is not AdapterState.FAILED:
                 self.state = AdapterState.STOPPED

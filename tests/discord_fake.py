@@ -47,6 +47,7 @@ class FakeDiscord:
         self._seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.close_on_identify: int | None = None  # a close code to answer IDENTIFY with (4011: sharding required)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> FakeDiscord:
@@ -144,6 +145,9 @@ class FakeDiscord:
             elif msg["op"] == 2:  # identify
                 shard = msg["d"].get("shard")
                 self.identified.append(shard)
+                if self.close_on_identify:
+                    await ws.close(code=self.close_on_identify)
+                    break
                 sid, count = shard or (0, 1)
                 self.sockets[sid] = ws
                 mine = [g for g in self.guild_ids if self.shard_of(g, count) == sid]

@@ -5,6 +5,7 @@ import asyncio
 
 import aiohttp
 import discord
+import pytest
 import pytest_asyncio
 
 from adapters.discord import DiscordAdapter
@@ -133,3 +134,14 @@ async def test_shard_count_alone_runs_every_shard_in_one_process(tmp_path, disco
     for guild, pair in ((GUILDS[0], tiny_pairs[1]), (GUILDS[1], tiny_pairs[2])):  # one guild on each shard
         _, reply = await ask(discord_api, guild, pair.q)
         assert reply["content"] == pair.a
+
+
+async def test_an_unsharded_bot_told_to_shard_fails_saying_to_set_shard_count(tmp_path, discord_api):
+    """A bot grown past 2,500 guilds: Discord closes its single connection with 4011."""
+    discord_api.close_on_identify = 4011
+    adapter = DiscordAdapter(Pipeline(InferenceWorker("unused"), None), "fake-token")
+    with pytest.raises(RuntimeError, match=r"requires sharding .*set shard_count \(CHATBOT_SHARD_COUNT\)"):
+        await asyncio.wait_for(adapter.start(), 15)
+    assert discord_api.identified == [None]  # an unsharded IDENTIFY carries no shard field
+    assert adapter.state is AdapterState.FAILED
+    await adapter.stop()
