@@ -91,8 +91,8 @@ class DiscordAdapter:
         self.intake = False
 
     async def stop(self) -> None:
-        if self.state is AdapterState.CREATED:  # never started: nothing to close (and an AutoShardedClient
-            return                              # that never logged in raises in close())
+        if self.state is AdapterState.CREATED:
+            return  # never started: nothing to close (an AutoShardedClient that never logged in raises in close())
         if not self.client.is_closed():
             await self.client.close()
 
