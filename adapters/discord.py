@@ -9,11 +9,18 @@ discord.py. Replies go out through the pipeline's outbox (bot/outbox.py): writte
 they are sent, one in flight per channel; a send that still fails (a 5xx after discord.py's own
 retries, a timeout, a dropped connection) is tried again instead of being lost, and what a killed
 daemon owed is sent after the restart.
+
+Sharding (`shard_count`, `shard_ids`): this process runs its shards with discord.py's AutoShardedClient;
+Discord sends each guild's events to one shard only (DMs to shard 0), so processes running disjoint shard
+ids of one shard_count answer every message once. Without sharding it is a plain Client, one connection.
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 
 import discord
 from discord import app_commands
@@ -32,20 +39,25 @@ LIMIT = 2000
 FEEDBACK = {"👍": "good", "👎": "bad"}
 NO_PINGS = discord.AllowedMentions.none()
 COMMANDS = ("!teach", "!forget", "!reload", "!approve", "!reject")
+CLOSED_BECAUSE = {  # gateway close codes that no reconnect can fix: the operator has to change the settings
+    4010: "Discord refused the shard (close code 4010, invalid shard): check shard_count and shard_ids",
+    4011: "Discord requires sharding (close code 4011): the bot is in too many guilds for one connection "
+          "(2,500 or more); set shard_count (CHATBOT_SHARD_COUNT), about one shard per 1,000 guilds",
+}
 
 
 class DiscordAdapter:
     name = PLATFORM
 
-    def __init__(self, pipeline: Pipeline, token: str = "") -> None:
+    def __init__(self, pipeline: Pipeline, token: str = "", shard_count: int = 0,
+                 shard_ids: Sequence[int] = ()) -> None:
+        """`shard_count` 0: no sharding; else this process runs `shard_ids` (all shards when empty)."""
         self.pipeline = pipeline
         self._token = token
         self.state = AdapterState.CREATED
         self.intake = True
-        intents = discord.Intents.default()
-        intents.message_content = True  # privileged: enable it in the developer portal too
-        intents.dm_messages = intents.guild_messages = intents.reactions = True
-        self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS)
+        self.client = make_client(shard_count, shard_ids)
+        self._shard_states: dict[int, str] = {}  # shard id -> connected / ready / disconnected (sharded only)
         self.tree = app_commands.CommandTree(self.client)
         self._live: dict[str, discord.Message] = {}  # messages being answered now, by id
         self._pieces_sent: dict[int, tuple[int, str]] = {}  # outbox id -> pieces already sent, first id
@@ -65,6 +77,11 @@ class DiscordAdapter:
             self.state = AdapterState.FAILED
             raise RuntimeError("Discord refused the message content intent: enable 'Message Content Intent' "
                                "for this bot in the developer portal (Bot tab)") from None
+        except discord.ConnectionClosed as exc:
+            if exc.code not in CLOSED_BECAUSE:
+                raise
+            self.state = AdapterState.FAILED
+            raise RuntimeError(CLOSED_BECAUSE[exc.code]) from None
         finally:
             if self.state is not AdapterState.FAILED:
                 self.state = AdapterState.STOPPED
@@ -74,21 +91,60 @@ class DiscordAdapter:
         self.intake = False
 
     async def stop(self) -> None:
+        if self.state is AdapterState.CREATED:
+            return  # never started: nothing to close (an AutoShardedClient that never logged in raises in close())
         if not self.client.is_closed():
             await self.client.close()
+
+    # -- health ---------------------------------------------------------------------------------
+    @property
+    def sharded(self) -> bool:
+        return isinstance(self.client, discord.AutoShardedClient)
+
+    def my_shards(self) -> list[int]:
+        """The shard ids this process runs (sharded clients only)."""
+        client = self.client
+        return list(client.shard_ids or range(client.shard_count or 0)) if self.sharded else []
+
+    def details(self) -> dict | None:
+        """What /healthz shows beside the state: each shard's state, latency and guilds; None unsharded."""
+        if not self.sharded:
+            return None
+        guilds = Counter(g.shard_id for g in self.client.guilds)  # one pass over the cache, no request
+
+        def shard(sid: int) -> dict:
+            info = self.client.get_shard(sid)
+            latency = info.latency if info is not None else math.inf  # inf until the first heartbeat ACK
+            return {"id": sid, "state": self._shard_states.get(sid, "connecting"),
+                    "latency_ms": round(latency * 1000, 1) if math.isfinite(latency) else None,
+                    "guilds": guilds.get(sid, 0)}
+        return {"shard_count": self.client.shard_count, "shards": [shard(sid) for sid in self.my_shards()]}
 
     # -- events ---------------------------------------------------------------------------------
     def _register(self) -> None:
         client = self.client
 
         @client.event
-        async def on_ready() -> None:
+        async def on_ready() -> None:  # a sharded client: once every shard of this process is ready
             self.state = AdapterState.RUNNING
-            log.info("discord: connected as %s (%s) in %d guilds", client.user, client.user.id, len(client.guilds))
+            shards = f"; shards {','.join(map(str, self.my_shards()))} of {client.shard_count}" if self.sharded else ""
+            log.info("discord: connected as %s (%s) in %d guilds%s", client.user, client.user.id, len(client.guilds),
+                     shards)
+            if self.sharded and 0 not in self.my_shards():
+                return  # commands are the application's, not a shard's: the process running shard 0 registers them
             try:
                 await self.tree.sync()
             except discord.HTTPException as exc:
                 log.warning("discord: could not register slash commands: %s", exc)
+
+        def track(state: str):
+            async def on_shard_event(shard_id: int) -> None:
+                self._shard_states[shard_id] = state
+            return on_shard_event
+
+        for event, state in (("connect", "connected"), ("ready", "ready"), ("resumed", "ready"),
+                             ("disconnect", "disconnected")):
+            setattr(client, f"on_shard_{event}", track(state))  # dispatched by AutoShardedClient only
 
         @client.event
         async def on_message(message: discord.Message) -> None:
@@ -199,6 +255,17 @@ class DiscordAdapter:
                 raise
             first = first or str(sent.id)
         return first
+
+
+def make_client(shard_count: int = 0, shard_ids: Sequence[int] = ()) -> discord.Client:
+    """A plain Client (one gateway connection), or with `shard_count` an AutoShardedClient running `shard_ids`."""
+    intents = discord.Intents.default()
+    intents.message_content = True  # privileged: enable it in the developer portal too
+    intents.dm_messages = intents.guild_messages = intents.reactions = True
+    if not shard_count:
+        return discord.Client(intents=intents, allowed_mentions=NO_PINGS)
+    return discord.AutoShardedClient(intents=intents, allowed_mentions=NO_PINGS, shard_count=shard_count,
+                                     shard_ids=list(shard_ids) or None)  # None: shards 0..shard_count-1
 
 
 def delivery_error(exc: BaseException) -> DeliveryError:

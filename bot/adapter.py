@@ -37,3 +37,9 @@ def describe(adapter: Adapter, failure: str | None = None) -> str:
     """The state as /healthz shows it: `running`, or `failed: <why>`."""
     state = adapter.state.value
     return f"{state}: {failure}" if adapter.state is AdapterState.FAILED and failure else state
+
+
+def details(adapter: Adapter) -> dict | None:
+    """What an adapter tells /healthz beside its state (Discord's shards), if it has a `details()`; else None."""
+    get = getattr(adapter, "details", None)
+    return get() if callable(get) else None

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.adapter import Adapter, AdapterState, describe
+from bot.adapter import Adapter, AdapterState, describe, details
 from bot.commands import Commands
 from bot.metrics import Metrics
 from bot.outbox import Outbox
@@ -77,10 +77,12 @@ class Daemon:
 
     # -- pieces -----------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict]:
+        more = {a.name: d for a in self.adapters if (d := details(a))}  # e.g. {"discord": {"shards": [...]}}
         return self.phase == "ready" and self.worker.ready, {
             "phase": self.phase, "model_version": self.worker.version, "device": self.worker.device,
             "queue_depth": self.worker.queue_depth(), "outbox_pending": self.outbox.depth,
             "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters},
+            **({"adapter_details": more} if more else {}),
             **({"retrain": self.retrainer.status.describe()} if self.retrainer.every_s else {})}
 
     def model_target(self) -> Path:

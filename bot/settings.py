@@ -75,6 +75,8 @@ class Settings:
     teach_quorum: int = 3
     retrain_every: str = ""  # e.g. "24h": export pairs + retrain in a child process, reload if promoted
     delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
+    shard_count: int = 0  # Discord shards over all processes; 0: no sharding (one connection)
+    shard_ids: tuple[int, ...] = ()  # this process's shards; empty with shard_count: all of them
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
     slack_app_token: Secret = field(default=Secret(""), repr=False)
@@ -131,6 +133,11 @@ def _convert(key: str, typ: str, value: Any, source: str) -> Any:
         if isinstance(value, bool) or number < 0:
             raise bad("expected a number >= 0")
         return number
+    if typ == "tuple[int, ...]":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise bad("expected a list or comma-separated whole numbers")
+        return tuple(_whole(i, bad) for i in items if str(i).strip())
     if typ.startswith("tuple"):
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
@@ -139,6 +146,26 @@ def _convert(key: str, typ: str, value: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise bad("expected a string")
     return value
+
+
+def _whole(item: Any, bad) -> int:
+    """One list item as a whole number >= 0: 3 or "3", never 3.5, true or "-1"."""
+    text = item.strip() if isinstance(item, str) else item
+    if isinstance(text, bool) or not (isinstance(text, int) or (isinstance(text, str) and text.isdigit())):
+        raise bad(f"expected whole numbers >= 0 ({item!r} is not)")
+    return int(text)
+
+
+def _check_shards(count: int, ids: tuple[int, ...]) -> None:
+    """Discord closes a connection identifying as a shard outside 0..count-1: say so before connecting."""
+    if ids and not count:
+        raise SettingsError("shard_ids: needs shard_count (CHATBOT_SHARD_COUNT), the number of shards over all "
+                            f"processes; got shard_ids {list(ids)} without it")
+    for sid in ids:
+        if sid >= count:
+            raise SettingsError(f"shard_ids: {sid} is outside 0..{count - 1} (shard_count is {count})")
+        if ids.count(sid) > 1:
+            raise SettingsError(f"shard_ids: {sid} is listed twice; each shard runs in exactly one process")
 
 
 def load_settings(config_path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -177,6 +204,7 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
     for key in ("max_batch", "queue_size", "beam_width", "teach_quorum"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"{key}: expected at least 1, got {getattr(settings, key)}")
+    _check_shards(settings.shard_count, settings.shard_ids)
     if settings.slack_bot_token and not (settings.slack_app_token or settings.slack_signing_secret):
         raise SettingsError("slack_signing_secret: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) "
                             "nor SLACK_SIGNING_SECRET (HTTP mode) is")

@@ -30,7 +30,8 @@ def build_adapters(settings: Settings, pipeline: Pipeline) -> list[Adapter]:
     adapters: list[Adapter] = []
     if settings.discord_enabled:
         from adapters.discord import DiscordAdapter
-        adapters.append(DiscordAdapter(pipeline, settings.discord_token))
+        adapters.append(DiscordAdapter(pipeline, settings.discord_token, shard_count=settings.shard_count,
+                                       shard_ids=settings.shard_ids))
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter
         from adapters.slack_oauth import SlackOAuth

@@ -37,7 +37,7 @@ def base_env(tmp_path, tiny_model_dir, **extra) -> dict:
 def test_bad_config_fails_fast_with_key_name(tmp_path, tiny_model_dir):
     cases = [({"CHATBOT_MAX_BATCH": "lots"}, "max_batch"), ({"CHATBOT_LOG_LEVEL": "LOUD"}, "log_level"),
              ({"CHATBOT_NOPE": "1"}, "CHATBOT_NOPE"), ({"CHATBOT_ANSWER_BANK": "maybe"}, "answer_bank"),
-             ({"SLACK_BOT_TOKEN": "xoxb-1"}, "slack_signing_secret")]
+             ({"SLACK_BOT_TOKEN": "xoxb-1"}, "slack_signing_secret"), ({"CHATBOT_SHARD_IDS": "0,1"}, "shard_count")]
     for extra, key in cases:
         proc = subprocess.run([sys.executable, "-m", "chatbot", "serve"], cwd=REPO, capture_output=True, timeout=60,
                               env=base_env(tmp_path, tiny_model_dir, **extra), stdin=subprocess.DEVNULL)
