@@ -38,17 +38,26 @@ class AnswerRanker:
         self._vectors = selector.embed_answers(bank.answers)  # (answers, dim), unit rows
         self._overlap = bank.vectorize(bank.answers)          # sparse TF-IDF rows, unit norm
 
-    def best(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """-> (bank index, score) of the best answer per message (score: question similarity + fit)."""
+    def _shortlist(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """-> (shortlisted bank indices, their scores: question similarity + fit), each (messages, SHORTLIST)."""
         nearest, sims = self.bank.nearest(messages, SHORTLIST)
         queries = self.selector.embed_messages(messages)
         fit = np.einsum("md,mkd->mk", queries, self._vectors[nearest])
         words = self.bank.vectorize(messages)
         overlap = np.stack([(self._overlap[row] @ words[m].T).toarray()[:, 0] for m, row in enumerate(nearest)])
-        total = sims + fit + OVERLAP_WEIGHT * overlap
+        return nearest, sims + fit + OVERLAP_WEIGHT * overlap
+
+    def best(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """-> (bank index, score) of the best answer per message (score: question similarity + fit)."""
+        nearest, total = self._shortlist(messages)
         pick = np.argmax(total, axis=1)
         rows = np.arange(len(messages))
         return nearest[rows, pick], total[rows, pick]
+
+    def ranked(self, messages: Sequence[str]) -> np.ndarray:
+        """The shortlist's bank indices per message, best first (for studies of the whole ranking)."""
+        nearest, total = self._shortlist(messages)
+        return np.take_along_axis(nearest, np.argsort(-total, axis=1, kind="stable"), 1)
 
     def score(self, messages: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Fit of any candidate texts (held-out answers, say) to their message: one array per message."""

@@ -94,3 +94,30 @@ def test_extra_pairs_join_the_bank_live_and_leave_it(walk_model, tiny_responder)
     generate = Responder(walk_model, tokenizer=tiny_responder.tokenizer, answer_bank=False)
     generate.set_extra_pairs([(question, "나비였어요.")])  # no bank in use: nothing changes
     assert generate.ranker is None
+
+
+def test_acknowledgements_never_assume_an_event_after_a_question(walk_model, tiny_responder, monkeypatch):
+    """Below the acknowledgement threshold a question gets a question's acknowledgement ("그런 일이
+    있었군요" after "오늘 비 온대?" was rated unfit); a question the bank holds still gets its answer."""
+    from core_model import responder
+
+    monkeypatch.setattr(responder, "GENERATE_BELOW", -1e9)
+    monkeypatch.setattr(responder, "ACKNOWLEDGE_BELOW", 1e9)  # every message below: acknowledged
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
+    messages = ("오늘 비 온대?", "라면 끓일까 말까ㅋㅋ", "주말에 뭐하지", "산책 다녀왔어", "오늘 날씨 좋다")
+    replies = hybrid.replies([hybrid.prepare(t) for t in messages])
+    assert [r.source for r in replies] == ["acknowledgement"] * 4 + ["bank"]
+    assert all(r.text in responder.QUESTION_ACKNOWLEDGEMENTS for r in replies[:3])
+    assert replies[3].text in responder.ACKNOWLEDGEMENTS
+    assert replies[4].text == "산책하기 좋은 날이에요."
+    assert [responder.is_question(t) for t in ("자야지", "배고파ㅠㅠ", "너 뭐해 ㅋㅋ", "어떡해...")] == \
+        [False, False, True, True]
+
+
+def test_the_ranking_puts_the_best_answer_first(walk_model, tiny_responder):
+    ranker = Responder(walk_model, tokenizer=tiny_responder.tokenizer).ranker
+    messages = ["오늘 날씨 진짜 좋다", "산책 가자"]
+    best, scores = ranker.best(messages)
+    ranked = ranker.ranked(messages)
+    assert ranked.shape == (2, len(WALK)) and list(ranked[:, 0]) == list(best)
+    assert all(sorted(row) == list(range(len(WALK))) for row in ranked.tolist())
