@@ -1,0 +1,199 @@
+"""How much better could choosing among bank answers get? Rated candidate pools answer it.
+
+`python -m scripts.candidate_study sheets DIR` writes two blind sheets of candidate answers (the
+answer of the nearest bank question, then the shipped ranking's next picks: 5 distinct answers per
+message):
+- `dev`: 200 dev questions, bank = the fit pairs, the shipped selector (trained on the fit pairs, so
+  it never saw these questions): the evaluation pool, two raters per sheet.
+- `train`: 1,000 questions of a 10% slice of the fit pairs, bank = the other 90%, a selector trained
+  on those 90% only (the same recipe): labels a learned reranker could train on, one rater per sheet.
+
+`python -m scripts.candidate_study report DIR` reads the raters' copies (`<pool>-<n>.tsv` sheets with
+their `.key.json`, ratings in `<pool>-<n>.rater<k>.tsv`) and prints JSON: the share of messages with at
+least one fitting candidate (the ceiling of any reranker over this pool), what the shipped score, the
+nearest question's answer and rerankers trained on the `train` labels (ridge, logistic, gradient-
+boosted trees over the ranking's features) pick on `dev`, and the acknowledgement gate's trade-off.
+The ratings behind the README's figures are in reports/ratings/pool-*/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+CANDIDATES = 5
+FEATURES = ("sim", "rank", "votes", "fit", "overlap", "mq_sel", "qfit", "logfreq", "alen", "mlen", "top", "gap")
+FITTING, UNFIT = 1.5, 0.5
+
+
+def pools(seed_dev: int = 15, seed_train: int = 16) -> dict:
+    """-> {pool name: (bank, selector, messages, candidate lists)}; trains the train pool's selector."""
+    from bot.paths import BASE_CORPUS, default_model_dir
+    from core_model.answer_bank import AnswerBank
+    from core_model.artifacts import load
+    from core_model.data import dev_split, read_pairs, split
+    from core_model.ranking import AnswerRanker
+    from core_model.selector import train_selector
+    from core_model.text import normalize
+
+    fit, dev = dev_split(split(read_pairs(BASE_CORPUS))[0])
+    fit_rest, labelled = split(fit, 0.1, "rerank-labels")
+    out = {}
+    for name, bank_pairs, questions, seed, count in (("dev", fit, dev, seed_dev, 200),
+                                                      ("train", fit_rest, labelled, seed_train, 1000)):
+        if name == "dev":
+            selector = load(default_model_dir()).selector
+        else:
+            selector, _ = train_selector([(p.q, p.a) for p in fit_rest], [(p.q, p.a) for p in dev], verbose=False)
+        bank = AnswerBank.from_pairs([(p.q, p.a, None) for p in bank_pairs])
+        ranker = AnswerRanker(bank, selector)
+        distinct = sorted({normalize(p.q): p for p in questions}.values(), key=lambda p: p.q)
+        messages = [normalize(p.q) for p in random.Random(seed).sample(distinct, min(count, len(distinct)))]
+        nearest, _ = bank.nearest(messages, 1)
+        best = ranker.ranked(messages)
+        cands = []
+        for i, order in enumerate(best):
+            seen: list[str] = []
+            for j in [int(nearest[i, 0]), *order]:
+                if bank.answers[j] not in seen:
+                    seen.append(bank.answers[j])
+            cands.append(seen[:CANDIDATES])
+        out[name] = (bank, selector, messages, cands)
+    return out
+
+
+def features(bank, selector, messages: list[str], cands: list[list[str]]):
+    """The ranking's view of each (message, candidate): similarity of the candidate's question, its
+    place in the shortlist, how many shortlisted questions share it, fit, shared words, ..."""
+    import numpy as np
+
+    from core_model.ranking import SHORTLIST
+
+    freq = Counter(bank.answers)
+    nearest, sims = bank.nearest(messages, SHORTLIST)
+    message_vectors = selector.embed_messages(messages)
+    words = bank.vectorize(messages)
+    rows, owner, questions, flat = [], [], [], []
+    for i, options in enumerate(cands):
+        for answer in options:
+            places = [t for t in range(SHORTLIST) if bank.answers[nearest[i, t]] == answer]
+            t = min(places) if places else SHORTLIST - 1
+            rows.append({"sim": float(sims[i, t]) if places else 0.0, "rank": t, "votes": len(places),
+                         "top": float(sims[i, 0]), "gap": float(sims[i, 0] - (sims[i, t] if places else 0.0)),
+                         "logfreq": math.log(freq[answer] or 1), "alen": len(answer) / 20,
+                         "mlen": len(messages[i]) / 20})
+            owner.append(i)
+            questions.append(bank.questions[nearest[i, t]])
+            flat.append(answer)
+    owner_arr = np.array(owner)
+    m = message_vectors[owner_arr]
+    a, q = selector.embed_answers(flat), selector.embed_messages(questions)
+    shared = np.asarray(bank.vectorize(flat).multiply(words[owner_arr]).sum(1))[:, 0]
+    for k, row in enumerate(rows):
+        row.update(fit=float(m[k] @ a[k]), overlap=float(shared[k]), mq_sel=float(m[k] @ q[k]), qfit=float(q[k] @ a[k]))
+    return np.array([[row[f] for f in FEATURES] for row in rows]), owner_arr
+
+
+def write_sheets(out_dir: Path, per_sheet: int = 100) -> None:
+    from core_model.evaluation import write_sheet
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, (_, _, messages, cands) in pools().items():
+        for n in range(0, len(messages), per_sheet):
+            part = range(n, min(n + per_sheet, len(messages)))
+            write_sheet(out_dir / f"{name}-{n // per_sheet}.tsv", [messages[i] for i in part],
+                        {f"c{k}": [cands[i][k] if k < len(cands[i]) else cands[i][0] for i in part]
+                         for k in range(CANDIDATES)})
+            print(f"{out_dir / f'{name}-{n // per_sheet}.tsv'}", file=sys.stderr)
+
+
+def rated(out_dir: Path, name: str) -> dict[tuple[str, str], float]:
+    """(message, answer) -> mean rating over every rater of every sheet of the pool."""
+    import numpy as np
+
+    from core_model.evaluation import read_ratings
+
+    out = {}
+    for sheet in sorted(out_dir.glob(f"{name}-*.tsv")):
+        if ".rater" in sheet.name:
+            continue
+        raters = [read_ratings(p) for p in sorted(out_dir.glob(sheet.stem + ".rater*.tsv"))]
+        if not raters:
+            continue
+        lines = sheet.read_text(encoding="utf-8").splitlines()[1:]
+        cells = {line.split("\t")[0]: line.split("\t") for line in lines}
+        for rid, (_, message, reply, *_) in cells.items():
+            if all(rid in r for r in raters):
+                out[(message, reply)] = float(np.mean([r[rid] for r in raters]))
+    return out
+
+
+def report(out_dir: Path) -> dict:
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from core_model.evaluation import _cell
+
+    data = {}
+    for name, (bank, selector, messages, cands) in pools().items():
+        labels = rated(out_dir, name)
+        keep = [i for i, m in enumerate(messages) if all((m, _cell(c)) in labels for c in cands[i])]
+        msgs, options = [messages[i] for i in keep], [cands[i] for i in keep]
+        x, owner = features(bank, selector, msgs, options)
+        y = np.array([labels[(m, _cell(c))] for m, cs in zip(msgs, options) for c in cs])
+        data[name] = (x, owner, y)
+    x_train, _, y_train = data["train"]
+    x_dev, owner, y_dev = data["dev"]
+    col = {f: i for i, f in enumerate(FEATURES)}
+    shipped = x_dev[:, col["sim"]] + x_dev[:, col["fit"]] + 0.5 * x_dev[:, col["overlap"]]
+    groups = [np.where(owner == o)[0] for o in np.unique(owner)]
+
+    def pick(score) -> dict:
+        chosen = np.array([g[np.argmax(score[g])] for g in groups])
+        return {"fitting": round(float(np.mean(y_dev[chosen] >= FITTING)), 3),
+                "unfit": round(float(np.mean(y_dev[chosen] <= UNFIT)), 3),
+                "mean": round(float(np.mean(y_dev[chosen])), 3)}
+
+    scaler = StandardScaler().fit(x_train)
+    xs_train, xs_dev = scaler.transform(x_train), scaler.transform(x_dev)
+    systems = {"shipped score": pick(shipped),
+               "nearest question's answer": pick(-x_dev[:, col["rank"]] + x_dev[:, col["sim"]] * 1e-3),
+               "ridge on ratings": pick(Ridge(alpha=10).fit(xs_train, y_train).predict(xs_dev)),
+               "logistic on fitting": pick(LogisticRegression(C=0.1, max_iter=2000)
+                                           .fit(xs_train, y_train >= FITTING).decision_function(xs_dev)),
+               "gradient-boosted trees": pick(HistGradientBoostingRegressor(max_depth=3, max_iter=200,
+                                                                            learning_rate=0.05, random_state=0)
+                                              .fit(x_train, y_train).predict(x_dev))}
+    chosen = np.array([g[np.argmax(shipped[g])] for g in groups])
+    gate = {}
+    for threshold in (0.9, 1.0, 1.1):
+        sent = shipped[chosen] >= threshold
+        gate[str(threshold)] = {"acknowledged": round(float(np.mean(~sent)), 3),
+                                "fitting": round(float(np.mean(sent & (y_dev[chosen] >= FITTING))), 3),
+                                "unfit": round(float(np.mean(sent & (y_dev[chosen] <= UNFIT))), 3)}
+    return {"messages": {"dev": len(groups), "train": len(np.unique(data["train"][1]))},
+            "rated_rows": {"dev": len(y_dev), "train": len(y_train)},
+            "any_fitting_candidate": round(float(np.mean([y_dev[g].max() >= FITTING for g in groups])), 3),
+            "picks_on_dev": systems, "shipped_with_acknowledgement_below": gate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.candidate_study", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("sheets", "report"))
+    parser.add_argument("dir", type=Path, help="where the sheets, keys and rated copies are")
+    args = parser.parse_args(argv)
+    if args.action == "sheets":
+        write_sheets(args.dir)
+    else:
+        print(json.dumps(report(args.dir), ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
