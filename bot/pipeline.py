@@ -60,7 +60,8 @@ class Pipeline:
         self.allow = allow or AllowList()
         self.commands = commands or Commands()
         # In order; `allow` stays the same object, so reconfiguring it takes effect at once.
-        self.steps: list[Step] = [IgnoreBots(), OnlyAddressed(), self.allow, Dedupe(store)]
+        self.dedupe = Dedupe(store)
+        self.steps: list[Step] = [IgnoreBots(), OnlyAddressed(), self.allow, self.dedupe]
         self.accepting = True
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -91,18 +92,24 @@ class Pipeline:
         """The admission steps, then (for a chat message on a durable platform) the promise of an answer
         written to the outbox. None: dropped. An adapter whose platform acknowledges events (Slack) calls
         this before acknowledging, and `answer` after, so an acknowledged message is never lost."""
+        owed = not (msg.command or (not msg.text.strip() and msg.attachments)) and self.outbox.durable(msg.platform)
         for step in self.steps:
-            if not await step.admit(msg):
+            # An owed answer's delivery is recorded as processed with its outbox row, in one transaction.
+            if not (owed and step is self.dedupe) and not await step.admit(msg):
                 return None
         if msg.command or (not msg.text.strip() and msg.attachments):
             return Admission(msg)
         msg = dataclasses.replace(msg, text=normalize(msg.text),
                                   raw_text=msg.text if msg.raw_text is None else msg.raw_text)
-        if not self.outbox.durable(msg.platform):
+        if not owed:
             return Admission(msg)
         outbox_id = await self._store.outbox_accept(
             platform=msg.platform, user_id=msg.user_id, text=msg.text, raw=msg.raw_text, workspace=msg.workspace,
-            channel=msg.channel, thread=msg.thread, reply_to=msg.message_id)
+            channel=msg.channel, thread=msg.thread, reply_to=msg.message_id,
+            event_key=self.dedupe.key(msg) if self.dedupe in self.steps else None)
+        if outbox_id is None:
+            self.dedupe.dropped(msg)
+            return None
         self.outbox.accepted()
         return Admission(msg, outbox_id, time.time())
 
@@ -140,11 +147,21 @@ class Pipeline:
                                         outbox_id), accepted_at)
 
     async def resume(self) -> int:
-        """At start-up: answer what the outbox still owes (pending, younger than its age limit); the number."""
+        """At start-up: answer what this replica still owes from before (its own pending rows), and what dead
+        replicas owed (pending, younger than the age limit); the number."""
         if self._store is None:
             return 0
         await self.outbox.expire_old()
-        rows = [r for r in await self._store.outbox_pending() if self.outbox.durable(r.platform)]
+        return self._send_owed(await self._store.outbox_claim(self.outbox.platforms, own=True), "from before")
+
+    async def take_over(self) -> int:
+        """Periodically: answer what replicas whose lease ran out (dead) still owed; the number taken over."""
+        if self._store is None:
+            return 0
+        return self._send_owed(await self._store.outbox_claim(self.outbox.platforms, own=False),
+                               "owed by a replica that stopped")
+
+    def _send_owed(self, rows: list[OutboxRow], why: str) -> int:
         # Owed messages without a reply wait for the model in turns of half its queue: all at once they
         # would overflow it and get "busy" excuses, and live messages keep room beside them.
         slots = asyncio.Semaphore(max(1, self.worker.config.queue_size // 2))
@@ -154,7 +171,7 @@ class Pipeline:
             self._resuming.add(task)
             task.add_done_callback(self._resuming.discard)
         if rows:
-            log.info("outbox: %d replies owed from before the restart are being sent", len(rows))
+            log.info("outbox: %d replies %s are being sent", len(rows), why)
         return len(rows)
 
     async def _resume_one(self, row: OutboxRow, slots: asyncio.Semaphore) -> None:

@@ -69,6 +69,8 @@ class Settings:
     teach_quorum: int = 3
     retrain_every: str = ""  # e.g. "24h": export pairs + retrain in a child process, reload if promoted
     delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
+    replica_id: str = ""  # the owner name on this daemon's outbox rows; empty: hostname:pid
+    replica_lease_s: float = 30.0  # a replica silent this long is dead: live ones take over what it owed
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
     slack_app_token: Secret = field(default=Secret(""), repr=False)
@@ -158,6 +160,8 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
         parse_duration(settings.retrain_every)
     except ValueError as exc:
         raise SettingsError(f"retrain_every: {exc}") from None
+    if settings.replica_lease_s < 1:
+        raise SettingsError(f"replica_lease_s: expected at least 1 (seconds), got {settings.replica_lease_s}")
     for key in ("max_batch", "queue_size", "beam_width", "teach_quorum"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"{key}: expected at least 1, got {getattr(settings, key)}")
