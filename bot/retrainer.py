@@ -118,7 +118,7 @@ class Retrainer:
     async def _renew(self) -> None:
         """Keep the lease while the child runs (a retrain may outlast a period)."""
         while True:
-            await asyncio.sleep(max(1.0, min(60.0, self.every_s / 3)))
+            await asyncio.sleep(min(60.0, self.every_s / 3))
             await self._claim_quietly()
 
     async def _claim_quietly(self) -> None:
