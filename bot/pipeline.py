@@ -55,6 +55,7 @@ class Pipeline:
         self._store = store
         self.outbox = outbox or Outbox(store, metrics)
         self._resuming: set[asyncio.Task] = set()
+        self._in_hand: set[int] = set()  # outbox rows of messages admitted here and being answered
         self.limiter = limiter or RateLimiter(per_minute=0)
         self.metrics = metrics
         self.allow = allow or AllowList()
@@ -111,6 +112,7 @@ class Pipeline:
             self.dedupe.dropped(msg)
             return None
         self.outbox.accepted()
+        self._in_hand.add(outbox_id)
         return Admission(msg, outbox_id, time.time())
 
     async def answer(self, admission: Admission, send: Send, *,
@@ -127,17 +129,20 @@ class Pipeline:
         elif not msg.text.strip() and msg.attachments:
             await send(ATTACHMENT_ONLY)
             return None
-        async with self._handling():
-            if admission.outbox_id is not None and not self.accepting:
-                # Shutting down: no "busy" excuse is owed, the answer is; the next start makes and sends it.
-                return None
-            async with typing() if typing else contextlib.nullcontext():
-                result = await self._ask(msg)
-            if admission.outbox_id is None:
-                reply_id = await send(result.text)
-                await self._record(msg, result, reply_id)
-            else:
-                await self._deliver(msg, result, admission.outbox_id, admission.accepted_at)
+        try:
+            async with self._handling():
+                if admission.outbox_id is not None and not self.accepting:
+                    # Shutting down: no "busy" excuse is owed, the answer is; the next start makes and sends it.
+                    return None
+                async with typing() if typing else contextlib.nullcontext():
+                    result = await self._ask(msg)
+                if admission.outbox_id is None:
+                    reply_id = await send(result.text)
+                    await self._record(msg, result, reply_id)
+                else:
+                    await self._deliver(msg, result, admission.outbox_id, admission.accepted_at)
+        finally:
+            self._in_hand.discard(admission.outbox_id)
         return result
 
     async def _deliver(self, msg: Incoming, result: WorkerResult, outbox_id: int, accepted_at: float) -> None:
@@ -152,11 +157,13 @@ class Pipeline:
         if self._store is None:
             return 0
         await self.outbox.expire_old()
-        return self._send_owed(await self._store.outbox_claim(self.outbox.platforms, own=True), "from before")
+        rows = await self._store.outbox_claim(self.outbox.platforms, own=True)
+        # Not the messages adapters started since admitting (their answers are being made here already).
+        return self._send_owed([r for r in rows if r.id not in self._in_hand], "from before")
 
     async def take_over(self) -> int:
         """Periodically: answer what replicas whose lease ran out (dead) still owed; the number taken over."""
-        if self._store is None:
+        if self._store is None or not self.accepting or self.outbox.closed:  # stopping: leave them to the others
             return 0
         return self._send_owed(await self._store.outbox_claim(self.outbox.platforms, own=False),
                                "owed by a replica that stopped")
@@ -180,6 +187,8 @@ class Pipeline:
         async with self._handling():
             if row.reply is None:  # accepted, but the model had not answered before the stop
                 async with slots:
+                    if not self.accepting:  # shutting down: the answer stays owed (no "busy" excuse)
+                        return
                     result = await self._ask(msg, limit=False)
                 await self._store.outbox_reply(row.id, self._exchange(msg, result))
                 text = result.text
