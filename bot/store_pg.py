@@ -344,19 +344,19 @@ class PgStore:
                             reply_to: str | None, event_key: str | None = None) -> int | None:
         """A message this replica owes an answer: `pending`, committed when this returns; its row id.
 
-        With `event_key` the delivery is recorded as processed in the same transaction, and None is
-        returned (nothing written) when it was already (a redelivery, or another replica was first). A
-        short transaction of its own beside the writer's queue, for the reason `first_delivery` gives."""
-        async with self.pool.acquire() as con, con.transaction():
-            if event_key is not None and _count(await con.execute(
-                    "INSERT INTO processed_events (event_key, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    event_key, time.time())) == 0:
-                return None
+        With `event_key` the delivery is recorded as processed by the same statement (one implicit transaction,
+        one round trip: a pool connection is held no longer than for the bare insert), and None is returned
+        (nothing written) when it was already (a redelivery, or another replica was first). Beside the
+        writer's queue, for the reason `first_delivery` gives."""
+        async with self.pool.acquire() as con:
             return await con.fetchval(
-                "INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
-                " created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) RETURNING id",
-                platform, workspace, channel, thread, reply_to, user_id, _text(text), encode_raw(raw), time.time(),
-                self.replica_id)
+                "WITH seen AS (INSERT INTO processed_events (event_key, seen_at)"
+                " SELECT $1::text, $2::double precision WHERE $1 IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1)"
+                " INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
+                " created_at, owner) SELECT $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12"
+                " WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM seen) RETURNING id",
+                event_key, time.time(), platform, workspace, channel, thread, reply_to, user_id, _text(text),
+                encode_raw(raw), time.time(), self.replica_id)
 
     async def outbox_reply(self, outbox_id: int, ex: Exchange) -> int:
         """The reply to a pending message and its exchange, in one transaction, before it is sent."""

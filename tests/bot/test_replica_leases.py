@@ -168,7 +168,7 @@ async def test_a_daemon_takes_over_what_a_dead_replica_owed_and_hands_its_own_ov
     await dead.replica_heartbeat(DEAD_S)
     owed = await owe(dead, 3, platform="fake")
     await dead.close()  # killed with its answers owed
-    for _ in range(300):  # its lease runs out; the daemon's next renewal (every 1/3 s) takes them over
+    for _ in range(1000):  # its lease runs out; the daemon's next renewal (every 1/3 s) takes them over
         if len(platforms[0].posts) == 3:
             break
         await asyncio.sleep(0.01)
