@@ -7,6 +7,9 @@ adapters, flush the store, exit 0; replies the outbox could not send by then sta
 and the next start sends those younger than `delivery_max_age_s` (bot/outbox.py).
 SIGHUP (or an admin's `!reload`) reloads the model, and a newly promoted `models/current` is picked up
 by a file watch.
+Several daemons (replicas) may share one PostgreSQL: each renews a lease in the store every third of
+`replica_lease_s` and takes over the owed replies of replicas whose lease ran out; the scheduled retrain
+runs under a lease of its own, on one replica at a time (the others reload the promoted model by the watch).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from bot.worker import Engine, InferenceWorker, WorkerConfig, load_engine
 
 log = logging.getLogger("chatbot")
 SHUTDOWN_BUDGET_S = 8.0
+RETRAIN_LEASE = "retrain"
 
 # The adapters to run, made once the pipeline exists; and a foreground task (the terminal chat) whose end stops all.
 AdapterFactory = Callable[[Pipeline], list[Adapter]]
@@ -57,11 +61,12 @@ class Daemon:
             queue_size=settings.queue_size, timeout_s=settings.timeout_s),
             engine_factory=engine_factory or functools.partial(load_engine, beam_width=settings.beam_width,
                                                                answer_bank=settings.answer_bank))
-        self.store = make_store(settings.db)
+        self.store = make_store(settings.db, settings.replica_id or None)
         self.outbox = Outbox(self.store, self.metrics, max_age_s=settings.delivery_max_age_s)
         self.retrainer = Retrainer(parse_duration(settings.retrain_every),
                                    default_commands(settings.db, db_work_dir(settings.db)), self.reload,
-                                   env=child_env(settings.db))
+                                   env=child_env(settings.db),
+                                   claim=lambda ttl_s: self.store.lease(RETRAIN_LEASE, ttl_s))
         self.pipeline = Pipeline(self.worker, self.store,
                                  RateLimiter(settings.rate_per_minute, settings.rate_burst), self.metrics,
                                  allow=AllowList(settings.allow_guilds, settings.allow_channels),
@@ -79,7 +84,8 @@ class Daemon:
     def health(self) -> tuple[bool, dict]:
         more = {a.name: d for a in self.adapters if (d := details(a))}  # e.g. {"discord": {"shards": [...]}}
         return self.phase == "ready" and self.worker.ready, {
-            "phase": self.phase, "model_version": self.worker.version, "device": self.worker.device,
+            "phase": self.phase, "replica": self.store.replica_id, "model_version": self.worker.version,
+            "device": self.worker.device,
             "queue_depth": self.worker.queue_depth(), "outbox_pending": self.outbox.depth,
             "adapters": {a.name: describe(a, self.failures.get(a.name)) for a in self.adapters},
             **({"adapter_details": more} if more else {}),
@@ -111,6 +117,27 @@ class Daemon:
                 seen = now
                 log.info("new model promoted at %s; reloading", now[0])
                 await self.reload()
+
+    async def renew_lease(self, first: bool = False) -> None:
+        """Renew this replica's lease (other replicas leave its owed replies alone while it holds)."""
+        left = await self.store.replica_heartbeat(self.settings.replica_lease_s)
+        if first and left is not None and left > 0:
+            log.warning("replica id %s was alive %.0fs ago: a restart right after a kill, or another live daemon with "
+                        "the same id (give each its own replica_id)", self.store.replica_id,
+                        self.settings.replica_lease_s - left)
+        elif not first and left is not None and left < 0 and self.outbox.depth:
+            log.error("replica %s: lease lapsed %.1fs ago; other replicas may have taken over (and may send again) "
+                      "replies it owed", self.store.replica_id, -left)
+
+    async def keep_lease(self) -> None:
+        """Every third of the lease: renew it, and take over what replicas whose lease ran out still owed."""
+        while not self.stopping.is_set():
+            await asyncio.sleep(self.settings.replica_lease_s / 3)
+            try:
+                await self.renew_lease()
+                await self.pipeline.take_over()
+            except Exception as exc:  # the database briefly away: next time
+                log.warning("replica lease: %s: %s", type(exc).__name__, exc)
 
     async def prune_daily(self) -> None:
         while self.settings.retention_days and not self.stopping.is_set():
@@ -168,14 +195,17 @@ class Daemon:
             if self.server:
                 await self.server.stop()
             return 2
+        await self.renew_lease(first=True)
         await self.worker.start()
         self.metrics.watch(self.worker)
         self.metrics.outbox_pending.set_function(lambda: self.outbox.depth)
         await self.pipeline.load_taught()  # taught answers are live again, approved ones in the bank
         self.adapters = build_adapters(self.pipeline)  # each registers its platform's delivery with the outbox
+        await self.renew_lease()  # the model load may have outlasted the lease: held again before rows are owned
         tasks = [asyncio.create_task(self.supervise(a), name=f"adapter-{a.name}") for a in self.adapters]
         await self.pipeline.resume()  # what a previous run still owed, unless too old
         tasks += [asyncio.create_task(self.watch_model()), asyncio.create_task(self.prune_daily()),
+                  asyncio.create_task(self.keep_lease()),
                   asyncio.create_task(self.retrainer.run_forever(self.stopping))]
         if foreground is not None:
             tasks.append(asyncio.create_task(self.run_foreground(foreground)))
@@ -216,6 +246,10 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:  # what is still owed goes to the live replicas now, not after the lease runs out
+            await self.store.replica_release()
+        except Exception as exc:
+            log.warning("replica lease not released: %s: %s", type(exc).__name__, exc)
         await self.store.close()
         if self.server:
             await self.server.stop()

@@ -77,6 +77,11 @@ class Outbox:
     def durable(self, platform: str) -> bool:
         return self.store is not None and platform in self._deliver
 
+    @property
+    def platforms(self) -> list[str]:
+        """The platforms whose replies this outbox delivers (durable ones)."""
+        return sorted(self._deliver) if self.store is not None else []
+
     def retried(self, platform: str, reason: str, what: str = "") -> None:
         """A platform library retried a post on its own (a 429 honoured, a 503 or a dropped connection)."""
         log.info("%s: delivery retried: %s%s", platform, reason, f" ({what})" if what else "")
@@ -137,6 +142,14 @@ class Outbox:
                 self._tasks.discard(task)
 
     async def _attempts(self, deliver: Deliver, d: Delivery, created_at: float) -> str | None:
+        if d.outbox_id is not None and self.store is not None and self.clock() - created_at > self.max_age_s:
+            # Too old before the first attempt (a row taken over from a replica that died long ago).
+            log.warning("%s: reply in %s older than %gs expired unsent", d.platform, d.channel, self.max_age_s)
+            if self.metrics:
+                self.metrics.delivery_failures.labels(d.platform, "expired").inc()
+            await self.store.outbox_attempt_failed(d.outbox_id, "too old", "expired")
+            self._done()
+            return None
         failures = 0
         while True:
             try:

@@ -57,12 +57,14 @@ class Pipeline:
         self._store = store
         self.outbox = outbox or Outbox(store, metrics)
         self._resuming: set[asyncio.Task] = set()
+        self._in_hand: set[int] = set()  # outbox rows of messages admitted here and being answered
         self.limiter = limiter or RateLimiter(per_minute=0)
         self.metrics = metrics
         self.allow = allow or AllowList()
         self.commands = commands or Commands()
         # In order; `allow` stays the same object, so reconfiguring it takes effect at once.
-        self.steps: list[Step] = [IgnoreBots(), OnlyAddressed(), self.allow, Dedupe(store)]
+        self.dedupe = Dedupe(store)
+        self.steps: list[Step] = [IgnoreBots(), OnlyAddressed(), self.allow, self.dedupe]
         self.accepting = True
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -98,19 +100,26 @@ class Pipeline:
         """The admission steps, then (for a chat message on a durable platform) the promise of an answer
         written to the outbox. None: dropped. An adapter whose platform acknowledges events (Slack) calls
         this before acknowledging, and `answer` after, so an acknowledged message is never lost."""
+        owed = not (msg.command or (not msg.text.strip() and msg.attachments)) and self.outbox.durable(msg.platform)
         for step in self.steps:
-            if not await step.admit(msg):
+            # An owed answer's delivery is recorded as processed with its outbox row, in one transaction.
+            if not (owed and step is self.dedupe) and not await step.admit(msg):
                 return None
         if msg.command or (not msg.text.strip() and msg.attachments):
             return Admission(msg)
         msg = dataclasses.replace(msg, text=normalize(msg.text),
                                   raw_text=msg.text if msg.raw_text is None else msg.raw_text)
-        if not self.outbox.durable(msg.platform):
+        if not owed:
             return Admission(msg)
         outbox_id = await self._store.outbox_accept(
             platform=msg.platform, user_id=msg.user_id, text=msg.text, raw=msg.raw_text, workspace=msg.workspace,
-            channel=msg.channel, thread=msg.thread, reply_to=msg.message_id)
+            channel=msg.channel, thread=msg.thread, reply_to=msg.message_id,
+            event_key=self.dedupe.key(msg) if self.dedupe in self.steps else None)
+        if outbox_id is None:
+            self.dedupe.dropped(msg)
+            return None
         self.outbox.accepted()
+        self._in_hand.add(outbox_id)
         return Admission(msg, outbox_id, time.time())
 
     async def answer(self, admission: Admission, send: Send, *,
@@ -127,17 +136,20 @@ class Pipeline:
         elif not msg.text.strip() and msg.attachments:
             await send(ATTACHMENT_ONLY)
             return None
-        async with self._handling():
-            if admission.outbox_id is not None and not self.accepting:
-                # Shutting down: no "busy" excuse is owed, the answer is; the next start makes and sends it.
-                return None
-            async with typing() if typing else contextlib.nullcontext():
-                result = await self._ask(msg)
-            if admission.outbox_id is None:
-                reply_id = await send(result.text)
-                await self._record(msg, result, reply_id)
-            else:
-                await self._deliver(msg, result, admission.outbox_id, admission.accepted_at)
+        try:
+            async with self._handling():
+                if admission.outbox_id is not None and not self.accepting:
+                    # Shutting down: no "busy" excuse is owed, the answer is; the next start makes and sends it.
+                    return None
+                async with typing() if typing else contextlib.nullcontext():
+                    result = await self._ask(msg)
+                if admission.outbox_id is None:
+                    reply_id = await send(result.text)
+                    await self._record(msg, result, reply_id)
+                else:
+                    await self._deliver(msg, result, admission.outbox_id, admission.accepted_at)
+        finally:
+            self._in_hand.discard(admission.outbox_id)
         return result
 
     async def _deliver(self, msg: Incoming, result: WorkerResult, outbox_id: int, accepted_at: float) -> None:
@@ -147,11 +159,23 @@ class Pipeline:
                                         outbox_id, msg.workspace), accepted_at)
 
     async def resume(self) -> int:
-        """At start-up: answer what the outbox still owes (pending, younger than its age limit); the number."""
+        """At start-up: answer what this replica still owes from before (its own pending rows), and what dead
+        replicas owed (pending, younger than the age limit); the number."""
         if self._store is None:
             return 0
         await self.outbox.expire_old()
-        rows = [r for r in await self._store.outbox_pending() if self.outbox.durable(r.platform)]
+        rows = await self._store.outbox_claim(self.outbox.platforms, own=True)
+        # Not the messages adapters started since admitting (their answers are being made here already).
+        return self._send_owed([r for r in rows if r.id not in self._in_hand], "from before")
+
+    async def take_over(self) -> int:
+        """Periodically: answer what replicas whose lease ran out (dead) still owed; the number taken over."""
+        if self._store is None or not self.accepting or self.outbox.closed:  # stopping: leave them to the others
+            return 0
+        return self._send_owed(await self._store.outbox_claim(self.outbox.platforms, own=False),
+                               "owed by a replica that stopped")
+
+    def _send_owed(self, rows: list[OutboxRow], why: str) -> int:
         # Owed messages without a reply wait for the model in turns of half its queue: all at once they
         # would overflow it and get "busy" excuses, and live messages keep room beside them.
         slots = asyncio.Semaphore(max(1, self.worker.config.queue_size // 2))
@@ -161,7 +185,7 @@ class Pipeline:
             self._resuming.add(task)
             task.add_done_callback(self._resuming.discard)
         if rows:
-            log.info("outbox: %d replies owed from before the restart are being sent", len(rows))
+            log.info("outbox: %d replies %s are being sent", len(rows), why)
         return len(rows)
 
     async def _resume_one(self, row: OutboxRow, slots: asyncio.Semaphore) -> None:
@@ -170,6 +194,8 @@ class Pipeline:
         async with self._handling():
             if row.reply is None:  # accepted, but the model had not answered before the stop
                 async with slots:
+                    if not self.accepting:  # shutting down: the answer stays owed (no "busy" excuse)
+                        return
                     result = await self._ask(msg, limit=False)
                 await self._store.outbox_reply(row.id, self._exchange(msg, result))
                 text = result.text

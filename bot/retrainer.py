@@ -5,6 +5,11 @@ The child is the same `chatbot export-pairs` + `chatbot retrain` an operator wou
 its gated promotion (held-out loss, the answer scorer's Recall@1, the replies' chrF): a refused or
 failed retrain leaves the serving model alone. The daemon keeps answering meanwhile; the child runs
 at `nice` 10 so the worker's threads come first.
+
+Replicas sharing one database each have this schedule; a lease in the database (`claim`) lets one of
+them run it: the holder renews it while its child runs and keeps it for one period after, so the other
+replicas skip their turns and pick up the promoted model through the model watch. If the holder dies,
+its lease runs out and the next replica whose turn comes takes it.
 """
 from __future__ import annotations
 
@@ -43,10 +48,12 @@ class RetrainStatus:
     last_finished: float | None = None
     last_outcome: str | None = None  # "promoted", "not promoted", "failed: ..."
     running: bool = False
+    skipped: int = 0  # turns left to another replica holding the retrain lease
 
     def describe(self) -> dict:
         return {"runs": self.runs, "running": self.running, "last_started": _iso(self.last_started),
-                "last_finished": _iso(self.last_finished), "last_outcome": self.last_outcome}
+                "last_finished": _iso(self.last_finished), "last_outcome": self.last_outcome,
+                "skipped": self.skipped}
 
 
 def _iso(t: float | None) -> str | None:
@@ -76,6 +83,8 @@ class Retrainer:
     status: RetrainStatus = field(default_factory=RetrainStatus)
     niceness: int = 10
     env: dict[str, str] | None = None  # the children's environment (None: the daemon's)
+    # Takes or renews the retrain lease for the given seconds; False: another replica holds it (None: no lease).
+    claim: Callable[[float], Awaitable[bool]] | None = None
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
         while self.every_s > 0 and not stopping.is_set():
@@ -83,7 +92,41 @@ class Retrainer:
                 await asyncio.wait_for(stopping.wait(), self.every_s)
                 return
             except asyncio.TimeoutError:
-                await self.run_once()
+                await self.scheduled()
+
+    async def scheduled(self) -> str | None:
+        """One scheduled turn: run if this replica holds the retrain lease (None: another one does)."""
+        if self.claim is None:
+            return await self.run_once()
+        try:
+            held = await self.claim(self.every_s)
+        except Exception as exc:  # the database briefly away: this turn is skipped, not run twice
+            log.error("scheduled retrain: the retrain lease could not be taken: %s: %s", type(exc).__name__, exc)
+            held = False
+        if not held:
+            self.status.skipped += 1
+            log.info("scheduled retrain: another replica holds the retrain lease; skipped")
+            return None
+        renewing = asyncio.create_task(self._renew())
+        try:
+            return await self.run_once()
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            await self._claim_quietly()  # held one more period from now: the others skip their turns meanwhile
+
+    async def _renew(self) -> None:
+        """Keep the lease while the child runs (a retrain may outlast a period)."""
+        while True:
+            await asyncio.sleep(min(60.0, self.every_s / 3))
+            await self._claim_quietly()
+
+    async def _claim_quietly(self) -> None:
+        try:
+            if not await self.claim(self.every_s):
+                log.warning("scheduled retrain: the retrain lease was taken by another replica")
+        except Exception as exc:
+            log.warning("scheduled retrain: the retrain lease not renewed: %s: %s", type(exc).__name__, exc)
 
     async def run_once(self) -> str:
         """One export + retrain; reloads the model when promoted. The outcome, also kept in `status`."""

@@ -77,6 +77,8 @@ class Settings:
     delivery_max_age_s: float = 600.0  # a reply not delivered by then (retries, restarts) is given up: expired
     shard_count: int = 0  # Discord shards over all processes; 0: no sharding (one connection)
     shard_ids: tuple[int, ...] = ()  # this process's shards; empty with shard_count: all of them
+    replica_id: str = ""  # the owner name on this daemon's outbox rows; empty: hostname:pid
+    replica_lease_s: float = 30.0  # a replica silent this long is dead: live ones take over what it owed
     discord_token: Secret = field(default=Secret(""), repr=False)
     slack_bot_token: Secret = field(default=Secret(""), repr=False)
     slack_app_token: Secret = field(default=Secret(""), repr=False)
@@ -201,6 +203,8 @@ def load_settings(config_path: str | Path | None = None, env: dict[str, str] | N
         parse_duration(settings.retrain_every)
     except ValueError as exc:
         raise SettingsError(f"retrain_every: {exc}") from None
+    if settings.replica_lease_s < 1:
+        raise SettingsError(f"replica_lease_s: expected at least 1 (seconds), got {settings.replica_lease_s}")
     for key in ("max_batch", "queue_size", "beam_width", "teach_quorum"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"{key}: expected at least 1, got {getattr(settings, key)}")

@@ -71,13 +71,22 @@ class Dedupe:
         self.store = store
         self._seen: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl_s)
 
+    @staticmethod
+    def key(msg: Incoming) -> str | None:
+        """The processed-events key of this delivery (None: the platform gives no delivery id)."""
+        return None if msg.delivery_id is None else f"{msg.platform}:{msg.delivery_id}"
+
+    @staticmethod
+    def dropped(msg: Incoming) -> None:
+        log.info("%s: duplicate delivery of %s ignored", msg.platform, msg.delivery_id)
+
     async def admit(self, msg: Incoming) -> bool:
-        if msg.delivery_id is None:
+        key = self.key(msg)
+        if key is None:
             return True
-        key = f"{msg.platform}:{msg.delivery_id}"
         first = await self.store.first_delivery(key) if self.store else self._first_in_memory(key)
         if not first:
-            log.info("%s: duplicate delivery of %s ignored", msg.platform, msg.delivery_id)
+            self.dropped(msg)
         return first
 
     def _first_in_memory(self, key: str) -> bool:

@@ -6,11 +6,17 @@ delays a reply; `close()` flushes the queue. WAL with synchronous=NORMAL keeps e
 transaction through an application crash (kill -9). Raw texts are stored as UTF-8 BLOBs with
 `surrogatepass`, so any str (NUL bytes, lone surrogates, 100,000 characters) round-trips exactly.
 The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades version i to i+1.
+
+Outbox rows carry their owner (the replica id of the daemon that accepted them); replicas keep a lease
+in `replicas` (`replica_heartbeat`) and take over the pending rows of replicas whose lease ran out
+(`outbox_claim`). A SQLite file is served by one daemon, so its start takes every pending row.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -123,10 +129,33 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     );
     """,
+    # 5 -> 6: outbox rows get an owner (a replica id; NULL: accepted before owners, anyone's to send), replicas
+    # hold a lease they renew (expired: the replica died, its pending rows are taken over), and named leases
+    # (the scheduled retrain) are held by one replica at a time
+    """
+    ALTER TABLE outbox ADD COLUMN owner TEXT;
+    CREATE INDEX outbox_owner ON outbox(status, owner);
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 WRITE_BATCH = 100
 EVENT_TTL_S = 24 * 3600
+
+
+def default_replica_id() -> str:
+    """hostname:pid: unique among live daemons; in a container (the daemon is pid 1, the hostname the
+    container's) it also survives a restart, so the restarted daemon takes back its own rows at once."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _now() -> str:
@@ -181,11 +210,19 @@ class OutboxRow:
 
 _Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
 OUTBOX_KEEP_S = 24 * 3600  # finished outbox rows are kept this long (then pruned at start-up)
+OUTBOX_COLUMNS = "id, platform, user_id, text, raw, workspace, channel, thread, reply_to, reply, attempts, created_at"
+
+
+def outbox_rows(rows) -> list[OutboxRow]:
+    """Rows selected as OUTBOX_COLUMNS, oldest first."""
+    return sorted((OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows), key=lambda r: r.id)
 
 
 class Store:
-    def __init__(self, path: str | Path, queue_size: int = 10_000) -> None:
+    def __init__(self, path: str | Path, queue_size: int = 10_000, replica_id: str | None = None) -> None:
+        """`replica_id`: the owner written on this daemon's outbox rows (default `default_replica_id()`)."""
         self.path = Path(path)
+        self.replica_id = replica_id or default_replica_id()
         self._db: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task | None = None
@@ -363,6 +400,7 @@ class Store:
         async def op(db: aiosqlite.Connection) -> int:
             cur = await db.execute("DELETE FROM exchanges WHERE created_at < ?", (cutoff,))
             await db.execute("DELETE FROM processed_events WHERE seen_at < ?", (time.time() - EVENT_TTL_S,))
+            await db.execute("DELETE FROM replicas WHERE expires_at < ?", (time.time() - OUTBOX_KEEP_S,))
             return cur.rowcount
         return await (await self._submit(op))
 
@@ -377,13 +415,23 @@ class Store:
     # -- the outbox -----------------------------------------------------------------------------
     async def outbox_accept(self, *, platform: str, user_id: str, text: str, raw: str | None,
                             workspace: str | None, channel: str | None, thread: str | None,
-                            reply_to: str | None) -> int:
-        """A message the bot owes an answer: `pending`, committed when this returns; its row id."""
-        async def op(db: aiosqlite.Connection) -> int:
+                            reply_to: str | None, event_key: str | None = None) -> int | None:
+        """A message this replica owes an answer: `pending`, committed when this returns; its row id.
+
+        With `event_key` the delivery is recorded as processed in the same transaction, and None is
+        returned (nothing written) when it was already: a redelivery. One transaction, so a failing
+        write cannot leave an event marked processed without its answer owed."""
+        async def op(db: aiosqlite.Connection) -> int | None:
+            if event_key is not None:
+                cur = await db.execute("INSERT OR IGNORE INTO processed_events (event_key, seen_at) VALUES (?, ?)",
+                                       (event_key, time.time()))
+                if cur.rowcount == 0:
+                    return None
             cur = await db.execute(
                 "INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (platform, workspace, channel, thread, reply_to, user_id, _text(text), encode_raw(raw), time.time()))
+                " created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (platform, workspace, channel, thread, reply_to, user_id, _text(text), encode_raw(raw), time.time(),
+                 self.replica_id))
             return int(cur.lastrowid)
         return await (await self._submit(op))
 
@@ -429,12 +477,59 @@ class Store:
         return await (await self._submit(op))
 
     async def outbox_pending(self) -> list[OutboxRow]:
-        """Every pending row, oldest first (what a restarted daemon still owes)."""
-        async with self.db.execute(
-                "SELECT id, platform, user_id, text, raw, workspace, channel, thread, reply_to, reply, attempts,"
-                " created_at FROM outbox WHERE status = 'pending' ORDER BY id") as cur:
-            rows = await cur.fetchall()
-        return [OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows]
+        """Every pending row, whoever owns it, oldest first."""
+        async with self.db.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'") as cur:
+            return outbox_rows(await cur.fetchall())
+
+    async def outbox_claim(self, platforms: list[str], *, own: bool) -> list[OutboxRow]:
+        """Pending rows on `platforms` (those this replica delivers) that it takes, oldest first: rows without an
+        owner and rows of replicas whose lease expired (dead), in one statement; they become its own. `own=True`
+        (at start-up) also takes back its own rows; a SQLite file is served by one daemon, so then every
+        pending row is taken."""
+        if not platforms:
+            return []
+        dead = ("owner IS NULL OR (owner != ? AND NOT EXISTS"
+                " (SELECT 1 FROM replicas r WHERE r.id = outbox.owner AND r.expires_at > ?))")
+
+        async def op(db: aiosqlite.Connection) -> list[OutboxRow]:
+            async with db.execute(
+                    f"UPDATE outbox SET owner = ? WHERE status = 'pending' AND platform IN"
+                    f" ({','.join('?' * len(platforms))}) AND ({'1' if own else dead}) RETURNING {OUTBOX_COLUMNS}",
+                    (self.replica_id, *platforms, *(() if own else (self.replica_id, time.time())))) as cur:
+                return outbox_rows(await cur.fetchall())
+        return await (await self._submit(op))
+
+    # -- replicas and leases ----------------------------------------------------------------------
+    async def replica_heartbeat(self, lease_s: float) -> float | None:
+        """Renew this replica's lease for `lease_s`: while it holds, no other replica takes its rows. Returns the
+        seconds the previous lease had left (negative: it had lapsed that long ago), None at the first beat."""
+        async def op(db: aiosqlite.Connection) -> float | None:
+            now = time.time()
+            async with db.execute("SELECT expires_at FROM replicas WHERE id = ?", (self.replica_id,)) as cur:
+                row = await cur.fetchone()
+            await db.execute("INSERT INTO replicas (id, seen_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (id)"
+                             " DO UPDATE SET seen_at = excluded.seen_at, expires_at = excluded.expires_at",
+                             (self.replica_id, now, now + lease_s))
+            return None if row is None else row[0] - now
+        return await (await self._submit(op))
+
+    async def replica_release(self) -> None:
+        """A clean stop: the lease ends now, so live replicas take over what this one still owed."""
+        await (await self._submit(lambda db: db.execute("UPDATE replicas SET expires_at = 0 WHERE id = ?",
+                                                        (self.replica_id,))))
+
+    async def lease(self, name: str, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for this replica for `ttl_s`; False while another replica holds it.
+        One conditional upsert: of two replicas asking at once, one gets it."""
+        async def op(db: aiosqlite.Connection) -> bool:
+            now = time.time()
+            cur = await db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, self.replica_id, now + ttl_s, now))
+            return cur.rowcount > 0
+        return await (await self._submit(op))
 
     # -- installations (bot/installations.py) ------------------------------------------------------
     async def install_save(self, inst: BotInstall) -> None:
@@ -498,13 +593,13 @@ def is_postgres_url(db: str | Path) -> bool:
     return str(db).startswith(("postgresql://", "postgres://"))
 
 
-def make_store(db: str | Path):
+def make_store(db: str | Path, replica_id: str | None = None):
     """The store `db` names: a `postgresql://` URL -> `bot.store_pg.PgStore` (shared by replicas),
     anything else -> a SQLite file (`Store`). Both have the same methods and schema versions."""
     if is_postgres_url(db):
         from bot.store_pg import PgStore
-        return PgStore(str(db))
-    return Store(db)
+        return PgStore(str(db), replica_id=replica_id)
+    return Store(db, replica_id=replica_id)
 
 
 async def migrate(db: aiosqlite.Connection) -> int:

@@ -3,6 +3,9 @@
 Several daemons (replicas) share one database, so nothing here is per-process: event dedupe is
 `INSERT ... ON CONFLICT DO NOTHING` on the shared `processed_events` table (the first replica to see an
 event owns it), and migrations run under an advisory lock (replicas starting together migrate once).
+Outbox rows carry the replica that owes them; a replica takes over only the rows of replicas whose lease
+ran out, and leases are timed by the database's clock, so replicas on machines whose clocks disagree
+still agree on who is alive.
 Writes are queued and committed in order by one writer connection in small transactions, exactly as
 the SQLite store does (so a mark right after an exchange finds it); reads use a small pool. Texts are stored as
 TEXT with lone surrogates and NUL characters (which PostgreSQL text cannot hold) replaced by U+FFFD;
@@ -24,14 +27,16 @@ from bot.installations import INSTALL_COLUMNS, BotInstall, install_from_row, ins
 from bot.store import (
     EVENT_TTL_S,
     MIGRATIONS,
+    OUTBOX_COLUMNS,
     OUTBOX_KEEP_S,
     SCHEMA_VERSION,
     WRITE_BATCH,
     Exchange,
     OutboxRow,
     _now,
-    decode_raw,
+    default_replica_id,
     encode_raw,
+    outbox_rows,
 )
 from bot.teaching import TaughtPair
 
@@ -132,9 +137,26 @@ PG_MIGRATIONS: list[str] = [
         expires_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 5 -> 6: outbox owners, replica leases, named leases
+    """
+    ALTER TABLE outbox ADD COLUMN owner TEXT;
+    CREATE INDEX outbox_owner ON outbox(status, owner);
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        seen_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 assert len(PG_MIGRATIONS) == len(MIGRATIONS), "every schema version needs its PostgreSQL twin"
 _SCHEMA_LOCK = 0x63686174  # pg_advisory_xact_lock key: one migrator at a time across replicas
+_CLAIM_LOCK = 0x636C6D73  # pg_advisory_xact_lock key: one outbox takeover at a time across replicas
+_DB_NOW = "extract(epoch FROM clock_timestamp())::double precision"  # lease time: the database's clock
 
 
 def _text(value: str | None) -> str | None:
@@ -150,8 +172,10 @@ def _count(status: str) -> int:
 
 
 class PgStore:
-    def __init__(self, url: str, pool_size: int = 8, queue_size: int = 10_000) -> None:
+    def __init__(self, url: str, pool_size: int = 8, queue_size: int = 10_000, replica_id: str | None = None) -> None:
+        """`replica_id`: the owner written on this replica's outbox rows (default `default_replica_id()`)."""
         self.url = url
+        self.replica_id = replica_id or default_replica_id()
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
@@ -325,6 +349,7 @@ class PgStore:
         async def op(con) -> int:
             removed = _count(await con.execute("DELETE FROM exchanges WHERE created_at < $1", cutoff))
             await con.execute("DELETE FROM processed_events WHERE seen_at < $1", time.time() - EVENT_TTL_S)
+            await con.execute(f"DELETE FROM replicas WHERE expires_at < {_DB_NOW} - $1", float(OUTBOX_KEEP_S))
             return removed
         return await self._write(op)
 
@@ -343,12 +368,22 @@ class PgStore:
     # -- the outbox -----------------------------------------------------------------------------
     async def outbox_accept(self, *, platform: str, user_id: str, text: str, raw: str | None,
                             workspace: str | None, channel: str | None, thread: str | None,
-                            reply_to: str | None) -> int:
-        """A message the bot owes an answer: `pending`, committed when this returns; its row id."""
-        return await self._write(lambda con: con.fetchval(
-            "INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
-            " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) RETURNING id",
-            platform, workspace, channel, thread, reply_to, user_id, _text(text), encode_raw(raw), time.time()))
+                            reply_to: str | None, event_key: str | None = None) -> int | None:
+        """A message this replica owes an answer: `pending`, committed when this returns; its row id.
+
+        With `event_key` the delivery is recorded as processed by the same statement (one implicit transaction,
+        one round trip: a pool connection is held no longer than for the bare insert), and None is returned
+        (nothing written) when it was already (a redelivery, or another replica was first). Beside the
+        writer's queue, for the reason `first_delivery` gives."""
+        async with self.pool.acquire() as con:
+            return await con.fetchval(
+                "WITH seen AS (INSERT INTO processed_events (event_key, seen_at)"
+                " SELECT $1::text, $2::double precision WHERE $1 IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1)"
+                " INSERT INTO outbox (platform, workspace, channel, thread, reply_to, user_id, text, raw, status,"
+                " created_at, owner) SELECT $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12"
+                " WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM seen) RETURNING id",
+                event_key, time.time(), platform, workspace, channel, thread, reply_to, user_id, _text(text),
+                encode_raw(raw), time.time(), self.replica_id)
 
     async def outbox_reply(self, outbox_id: int, ex: Exchange) -> int:
         """The reply to a pending message and its exchange, in one transaction, before it is sent."""
@@ -392,12 +427,54 @@ class PgStore:
         return await self._write(op)
 
     async def outbox_pending(self) -> list[OutboxRow]:
-        """Every pending row, oldest first (what a restarted daemon still owes)."""
+        """Every pending row, whoever owns it, oldest first."""
         async with self.pool.acquire() as con:
-            rows = await con.fetch(
-                "SELECT id, platform, user_id, text, raw, workspace, channel, thread, reply_to, reply, attempts,"
-                " created_at FROM outbox WHERE status = 'pending' ORDER BY id")
-        return [OutboxRow(*r[:4], decode_raw(r[4]), *r[5:]) for r in rows]
+            return outbox_rows(await con.fetch(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"))
+
+    async def outbox_claim(self, platforms: list[str], *, own: bool) -> list[OutboxRow]:
+        """Pending rows on `platforms` (those this replica delivers) that it takes, oldest first: rows without
+        an owner and rows of replicas whose lease expired (dead), never a live replica's; they become its own.
+        `own=True` (at start-up) also takes back its own rows (its id is unique among live replicas, so
+        their sender is gone).
+
+        One UPDATE ... RETURNING, under a transaction-scoped advisory lock: replicas taking over at the same
+        moment go one after the other, and the second finds the rows owned by the first (alive)."""
+        async with self.pool.acquire() as con, con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
+            return outbox_rows(await con.fetch(
+                "UPDATE outbox SET owner = $1 WHERE status = 'pending' AND platform = ANY($3::text[])"
+                " AND (owner IS NULL OR ($2 AND owner = $1) OR (owner <> $1 AND NOT EXISTS (SELECT 1 FROM replicas r"
+                f" WHERE r.id = outbox.owner AND r.expires_at > {_DB_NOW}))) RETURNING {OUTBOX_COLUMNS}",
+                self.replica_id, own, list(platforms)))
+
+    # -- replicas and leases ----------------------------------------------------------------------
+    async def replica_heartbeat(self, lease_s: float) -> float | None:
+        """Renew this replica's lease for `lease_s` (the database's clock): while it holds, no other replica
+        takes its rows. Returns the seconds the previous lease had left (negative: it had lapsed), None at the
+        first beat. Beside the writer's queue, so a long batch never delays it."""
+        async with self.pool.acquire() as con, con.transaction():
+            left = await con.fetchval(f"SELECT expires_at - {_DB_NOW} FROM replicas WHERE id = $1", self.replica_id)
+            await con.execute(f"INSERT INTO replicas (id, seen_at, expires_at) VALUES ($1, {_DB_NOW}, {_DB_NOW} + $2)"
+                              " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at,"
+                              " expires_at = excluded.expires_at", self.replica_id, float(lease_s))
+        return left
+
+    async def replica_release(self) -> None:
+        """A clean stop: the lease ends now, so live replicas take over what this one still owed."""
+        async with self.pool.acquire() as con:
+            await con.execute("UPDATE replicas SET expires_at = 0 WHERE id = $1", self.replica_id)
+
+    async def lease(self, name: str, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for this replica for `ttl_s`; False while another replica holds it.
+        One conditional upsert (the conflicting row is locked, the condition read on its latest version):
+        of two replicas asking at once, exactly one gets it."""
+        async with self.pool.acquire() as con:
+            holder = await con.fetchval(
+                f"INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, {_DB_NOW} + $3) ON CONFLICT (name)"
+                " DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                f" WHERE leases.holder = excluded.holder OR leases.expires_at <= {_DB_NOW} RETURNING holder",
+                name, self.replica_id, float(ttl_s))
+        return holder is not None
 
     # -- installations (bot/installations.py) ------------------------------------------------------
     async def install_save(self, inst: BotInstall) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import sqlite3
@@ -26,7 +27,8 @@ class FakeSlackAPI:
     exchanges a code in `codes` (code -> bot token) for that workspace's install, once, when the request
     carries `client` (client id, client secret) as HTTP Basic auth. A workspace with `expires_in` has token
     rotation on: its install carries a refresh token, and `refresh` (refresh token -> next bot token)
-    answers oauth.v2.access with grant_type=refresh_token.
+    answers oauth.v2.access with grant_type=refresh_token. `apps.connections.open` (Socket Mode) answers
+    `socket_url` (a `FakeSocketMode`'s).
     """
 
     def __init__(self, *, rate: float = 0.0, burst: int = 3, fail_every: int = 0, drop_every: int = 0,
@@ -47,6 +49,7 @@ class FakeSlackAPI:
         self.refresh: dict[str, str] = {}
         self.client: tuple[str, str] = ("", "")
         self.auth_headers: dict[str, list[str]] = {}  # method -> Authorization header of each call
+        self.socket_url = ""
 
     async def start(self, port: int = 0) -> FakeSlackAPI:
         app = web.Application()
@@ -99,6 +102,8 @@ class FakeSlackAPI:
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot",
                                       "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"})
+        if method == "apps.connections.open" and self.socket_url:
+            return web.json_response({"ok": True, "url": self.socket_url})
         if method == "chat.postMessage":
             self.requests += 1
             if self.drop_every and self.requests % self.drop_every == 0:
@@ -153,6 +158,63 @@ class FakeSlackAPI:
             except asyncio.TimeoutError:
                 break
         return self.posts
+
+
+class FakeSocketMode:
+    """Slack's side of Socket Mode on 127.0.0.1: each WebSocket an app opens (at the URL its
+    `apps.connections.open` gave, `FakeSlackAPI.socket_url`) is one of its connections; `send` pushes an
+    envelope down one of them, and every acknowledgement ({"envelope_id": ...}) is recorded with the
+    connection it came back on."""
+
+    def __init__(self) -> None:
+        self.connections: list[web.WebSocketResponse] = []
+        self.acks: list[tuple[int, str]] = []  # (connection index, envelope id)
+        self.changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> FakeSocketMode:
+        app = web.Application()
+        app.router.add_get("/link", self._connection)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}/link"
+        return self
+
+    async def _connection(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        index = len(self.connections)
+        self.connections.append(ws)
+        self.changed.set()
+        await ws.send_json({"type": "hello", "num_connections": index + 1})
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                data = json.loads(message.data)
+                if "envelope_id" in data:
+                    self.acks.append((index, data["envelope_id"]))
+                    self.changed.set()
+        return ws
+
+    async def send(self, connection: int, envelope: dict) -> None:
+        await self.connections[connection].send_json(envelope)
+
+    async def wait(self, condition, timeout: float = 10) -> None:
+        """Until `condition()` holds (connections made, acknowledgements back); AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("FakeSocketMode: timed out")
+            self.changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), 0.1)
+
+    async def stop(self) -> None:
+        for ws in self.connections:
+            await ws.close()
+        if self._runner:
+            await self._runner.cleanup()
 
 
 class FakeEngine:

@@ -241,3 +241,16 @@ async def test_a_restart_owing_more_than_the_model_queue_holds_answers_them_all_
     await worker.stop()
     await store.close()
     assert sorted(d.text for d in platform.posts) == sorted(f"질문 {i}!" for i in range(40))
+
+
+async def test_a_start_does_not_send_again_what_adapters_admitted_since(tmp_path):
+    """Adapters start before the owed rows are read: a message admitted in between is answered once."""
+    pipeline, worker, store, _ = await pipeline_with(tmp_path)
+    platform = Platform(pipeline)
+    admission = await pipeline.admit(Incoming("fake", "u1", "막 들어온 질문", channel="c1", message_id="m-1"))
+    assert await pipeline.resume() == 0  # its row is pending, but its answer is being made here
+    await pipeline.answer(admission, platform._unused)
+    await asyncio.sleep(0.05)
+    await worker.stop()
+    await store.close()
+    assert [(d.reply_to, d.text) for d in platform.posts] == [("m-1", "막 들어온 질문!")]

@@ -97,7 +97,7 @@ async def test_migration_from_schema_1_keeps_rows(tmp_path):
         taught = await store.taught_pairs()  # taught before reviews existed: pending review now
         assert [(p.question, p.answer, p.status) for p in taught] == [("옛날 메시지", "배운 답", "pending")]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
 
 
 async def test_feedback_forget_and_retention(db_target):
