@@ -14,6 +14,13 @@ def _root() -> Path:
 REPO_ROOT = _root()
 MODELS_DIR = REPO_ROOT / "models"
 BASE_CORPUS = REPO_ROOT / "data" / "ChatbotData.csv"
+BASE_JUDGED = REPO_ROOT / "data" / "judged_answers.tsv"  # raters' judgements the selector learns from
+
+
+def shown(path: str | Path) -> str:
+    """A path as a manifest records it: relative to the checkout when inside it (no machine's layout)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
 
 
 def default_model_dir(models_dir: Path = MODELS_DIR) -> Path:

@@ -51,6 +51,9 @@ class SelectorConfig:
     scale: float = 20.0
     learning_rate: float = 2e-3
     seed: int = 42
+    judged_weight: float = 1.0  # weight of the raters' preferences beside the corpus pairs' loss
+    judged_batch: int = 64
+    judged_margin: float = 0.1
 
     @classmethod
     def from_dict(cls, data: dict) -> SelectorConfig:
@@ -153,12 +156,19 @@ class Selector:
 
 
 def train_selector(fit: Sequence[tuple[str, str]], dev: Sequence[tuple[str, str]],
-                   config: SelectorConfig = SelectorConfig(), verbose: bool = True) -> tuple[Selector, dict]:
+                   config: SelectorConfig = SelectorConfig(), verbose: bool = True,
+                   judged: Sequence[tuple[str, str, str]] = ()) -> tuple[Selector, dict]:
     """Train on (message, answer) pairs; keep the epoch with the best dev Recall@1 of 10.
 
     Loss: softmax over the batch's answers for each message and over the batch's messages for each
     answer (the usual symmetric in-batch contrastive loss). A batch answer that is the same text as
     the right one is not counted as a wrong one (ChatbotData repeats answers across questions).
+
+    `judged`: (message, answer raters found fitting, answer they found unfit) triples
+    (`core_model.judgements`). The corpus only says which answer was written for a question, and the
+    answers of similar questions, the shortlist the responder chooses from, look alike to it; the raters
+    say which of those fit. A logistic margin loss on each triple (weight `judged_weight`) is added to
+    every step, `judged_batch` triples at a time.
     """
     from core_model.evaluation import selection_ranks
 
@@ -169,23 +179,41 @@ def train_selector(fit: Sequence[tuple[str, str]], dev: Sequence[tuple[str, str]
     selector = Selector(featurizer, config)
     messages, answers = featurizer.encode([q for q, _ in fit]), featurizer.encode([a for _, a in fit])
     answer_ids = np.unique([a for _, a in fit], return_inverse=True)[1].astype(np.int32)
+    prefer = [featurizer.encode([row[k] for row in judged]) for k in range(3)] if judged else None
     variables = selector.message_tower.trainable_variables + [
         v for v in selector.answer_tower.trainable_variables
         if all(v is not w for w in selector.message_tower.trainable_variables)]
     optimizer = keras.optimizers.Adam(config.learning_rate)
 
+    def contrastive(q: tf.Tensor, a: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+        logits = config.scale * tf.matmul(selector.message_tower(q, training=True),
+                                          selector.answer_tower(a, training=True), transpose_b=True)
+        n = tf.shape(ids)[0]
+        twin = tf.equal(ids[:, None], ids[None, :]) & ~tf.eye(n, dtype=tf.bool)
+        logits = tf.where(twin, tf.constant(-1e9, logits.dtype), logits)
+        labels = tf.range(n)
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) + \
+            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, tf.transpose(logits),
+                                                                        from_logits=True))
+
+    def preference(m: tf.Tensor, better: tf.Tensor, worse: tf.Tensor) -> tf.Tensor:
+        vm = selector.message_tower(m, training=True)
+        gap = tf.reduce_sum(vm * selector.answer_tower(worse, training=True), 1) - \
+            tf.reduce_sum(vm * selector.answer_tower(better, training=True), 1)
+        return tf.reduce_mean(tf.nn.softplus(config.scale * (gap + config.judged_margin)))
+
     @tf.function(reduce_retracing=True)
     def step(q: tf.Tensor, a: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            logits = config.scale * tf.matmul(selector.message_tower(q, training=True),
-                                              selector.answer_tower(a, training=True), transpose_b=True)
-            n = tf.shape(ids)[0]
-            twin = tf.equal(ids[:, None], ids[None, :]) & ~tf.eye(n, dtype=tf.bool)
-            logits = tf.where(twin, tf.constant(-1e9, logits.dtype), logits)
-            labels = tf.range(n)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)) + \
-                tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, tf.transpose(logits),
-                                                                            from_logits=True))
+            loss = contrastive(q, a, ids)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def judged_step(q: tf.Tensor, a: tf.Tensor, ids: tf.Tensor, m: tf.Tensor, better: tf.Tensor,
+                    worse: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = contrastive(q, a, ids) + config.judged_weight * preference(m, better, worse)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -198,7 +226,12 @@ def train_selector(fit: Sequence[tuple[str, str]], dev: Sequence[tuple[str, str]
         order, losses = rng.permutation(len(fit)), []
         for s in range(steps):
             b = order[s * config.batch_size:(s + 1) * config.batch_size]
-            losses.append(float(step(messages[b], answers[b], answer_ids[b])))
+            if prefer is None:
+                losses.append(float(step(messages[b], answers[b], answer_ids[b])))
+            else:
+                j = rng.integers(0, len(judged), config.judged_batch)
+                losses.append(float(judged_step(messages[b], answers[b], answer_ids[b],
+                                                prefer[0][j], prefer[1][j], prefer[2][j])))
             bar.update(s + 1, [("loss", losses[-1])])
         history["loss"].append(round(float(np.mean(losses)), 4))
         ranks = selection_ranks(lambda qs, cands: selector.score(qs, cands), dev) if dev else []

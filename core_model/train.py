@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -140,8 +141,12 @@ def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Datas
 
 def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
           dev_pairs: list[Pair] | None = None, held_pairs: list[Pair] | None = None,
-          extra_info: dict | None = None, verbose: int | str = "auto", tokenizer: Tokenizer | None = None) -> dict:
+          extra_info: dict | None = None, verbose: int | str = "auto", tokenizer: Tokenizer | None = None,
+          judged: Sequence[tuple[str, str, str]] = ()) -> dict:
     """Train a model on `train_pairs` and write its directory; returns the manifest.
+
+    `judged`: raters' (message, fitting answer, unfit answer) preferences the response selector also
+    learns from (`core_model.judgements`).
 
     `dev_pairs` (normally `core_model.data.dev_split(...)[1]`) choose the epoch that is kept
     (`cfg.select_by`) and drive early stopping; `held_pairs` (`split(...)[1]`) only give the
@@ -204,8 +209,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     if cfg.selector_epochs > 0:
         selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs], [(p.q, p.a) for p in dev_pairs],
                                               SelectorConfig(epochs=cfg.selector_epochs, seed=cfg.seed),
-                                              verbose=verbose not in (0, False))
-        selector_info = {"config": asdict(selector.config), **curves_sel}
+                                              verbose=verbose not in (0, False), judged=judged)
+        selector_info = {"config": asdict(selector.config), "judged_preferences": len(judged), **curves_sel}
     info = {
         "train_config": asdict(cfg),
         "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},

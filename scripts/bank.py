@@ -14,7 +14,7 @@ import shlex
 import sys
 from dataclasses import asdict
 
-from bot.paths import BASE_CORPUS
+from bot.paths import BASE_CORPUS, BASE_JUDGED, shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selector-epochs", type=int, default=None, metavar="N",
                         help="train the response selector for N epochs on the bank's pairs (the dev split picks the "
                              "epoch kept; default: the shipped recipe's); 0 keeps the directory's selector")
+    parser.add_argument("--judged", default=str(BASE_JUDGED), metavar="TSV",
+                        help="raters' judgements of answers the selector also learns from (`core_model.judgements`; "
+                             "'' for none; default: %(default)s)")
     args = parser.parse_args(argv)
     model_dir = args.model or str(default_model_dir())
 
@@ -37,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     from core_model.answer_bank import AnswerBank
     from core_model.artifacts import ModelLoadError, attach_bank, attach_selector, load
     from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
+    from core_model.judgements import load_preferences
     from core_model.selector import SelectorConfig, train_selector
 
     try:
         load(model_dir)  # refuse to touch a directory that is not a valid model
         base = split(read_pairs(args.data))[0]
         taught = [p for path in args.pairs for p in read_pairs(path)]
-    except (DataError, ModelLoadError) as exc:
+        judged = load_preferences(args.judged)
+    except (DataError, ModelLoadError, OSError, ValueError) as exc:
         print(f"chatbot bank: {exc}", file=sys.stderr)
         return 2
     from core_model.tokenizer import Tokenizer
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     triples = [(p.q, p.a, tokenizer.tokenize(p.a)) for p in tqdm(base + taught, desc="tokenizing answers", unit="pair")]
     bank = AnswerBank.from_pairs(triples)
     command = "chatbot " + shlex.join(["bank", *(argv if argv is not None else sys.argv[1:])])
-    data = [{"path": path, "sha256": file_sha256(path)} for path in [args.data, *args.pairs]]
+    data = [{"path": shown(path), "sha256": file_sha256(path)} for path in [args.data, *args.pairs]]
     attach_bank(model_dir, bank, {"pairs": len(bank), "command": command, "data": data})
     epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
     if epochs > 0:
@@ -60,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         config = SelectorConfig(epochs=epochs)
         print(f"training the response selector on {len(fit) + len(taught)} pairs ({len(dev)} dev pairs pick the "
               f"epoch)", file=sys.stderr)
-        selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config)
+        selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config,
+                                           judged=judged)
+        if judged:
+            data.append({"path": shown(args.judged), "sha256": file_sha256(args.judged), "preferences": len(judged)})
         attach_selector(model_dir, selector, {"command": command, "data": data, "config": asdict(config), **history})
     print(f"{model_dir}: answer bank of {len(bank)} pairs (the base corpus's held-out pairs left out)",
           file=sys.stderr)

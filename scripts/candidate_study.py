@@ -8,6 +8,9 @@ message):
 - `train`: 1,000 questions of a 10% slice of the fit pairs, bank = the other 90%, a selector trained
   on those 90% only (the same recipe): labels a learned reranker could train on, one rater per sheet.
 
+`python -m scripts.candidate_study export DIR` writes the training pool's ratings to
+data/judged_answers.tsv, which the response selector learns from (`core_model.judgements`).
+
 `python -m scripts.candidate_study report DIR` reads the raters' copies (`<pool>-<n>.tsv` sheets with
 their `.key.json`, ratings in `<pool>-<n>.rater<k>.tsv`) and prints JSON: the share of messages with at
 least one fitting candidate (the ceiling of any reranker over this pool), what the shipped score, the
@@ -138,15 +141,15 @@ def report(out_dir: Path) -> dict:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
 
-    from core_model.evaluation import _cell
-
     data = {}
-    for name, (bank, selector, messages, cands) in pools().items():
-        labels = rated(out_dir, name)
-        keep = [i for i, m in enumerate(messages) if all((m, _cell(c)) in labels for c in cands[i])]
-        msgs, options = [messages[i] for i in keep], [cands[i] for i in keep]
-        x, owner = features(bank, selector, msgs, options)
-        y = np.array([labels[(m, _cell(c))] for m, cs in zip(msgs, options) for c in cs])
+    for name, (bank, selector, _, _) in pools().items():
+        labels = rated(out_dir, name)  # the rated candidates, whatever the selector would shortlist today
+        by_message: dict[str, list[str]] = {}
+        for message, answer in labels:
+            by_message.setdefault(message, []).append(answer)
+        msgs = sorted(by_message)
+        x, owner = features(bank, selector, msgs, [by_message[m] for m in msgs])
+        y = np.array([labels[(m, a)] for m in msgs for a in by_message[m]])
         data[name] = (x, owner, y)
     x_train, _, y_train = data["train"]
     x_dev, owner, y_dev = data["dev"]
@@ -172,7 +175,7 @@ def report(out_dir: Path) -> dict:
                                               .fit(x_train, y_train).predict(x_dev))}
     chosen = np.array([g[np.argmax(shipped[g])] for g in groups])
     gate = {}
-    for threshold in (0.9, 1.0, 1.1):
+    for threshold in (0.8, 0.85, 0.9, 0.95, 1.0):
         sent = shipped[chosen] >= threshold
         gate[str(threshold)] = {"acknowledged": round(float(np.mean(~sent)), 3),
                                 "fitting": round(float(np.mean(sent & (y_dev[chosen] >= FITTING))), 3),
@@ -185,11 +188,19 @@ def report(out_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.candidate_study", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("sheets", "report"))
+    parser.add_argument("action", choices=("sheets", "report", "export"))
     parser.add_argument("dir", type=Path, help="where the sheets, keys and rated copies are")
+    parser.add_argument("out", nargs="?", type=Path, default=Path("data/judged_answers.tsv"),
+                        help="export: the training pool's ratings as message, answer, rating (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.action == "sheets":
         write_sheets(args.dir)
+    elif args.action == "export":
+        from core_model.judgements import write_judged
+
+        rows = sorted((m, a, r) for (m, a), r in rated(args.dir, "train").items())
+        write_judged(args.out, rows)
+        print(f"{args.out}: {len(rows)} rated (message, answer) rows", file=sys.stderr)
     else:
         print(json.dumps(report(args.dir), ensure_ascii=False, indent=1))
     return 0

@@ -114,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from core_model.artifacts import write_manifest
     from core_model.data import DataError, dev_split, read_pairs, split
+    from core_model.judgements import load_preferences
     from core_model.tokenizer import Tokenizer
     from core_model.train import train
 
     try:
         base, logged = read_pairs(args.base), read_pairs(args.pairs)
-    except DataError as exc:
+        judged = load_preferences(args.judged)
+    except (DataError, OSError, ValueError) as exc:
         print(f"chatbot retrain: {exc}", file=sys.stderr)
         return 2
     models_dir = Path(args.models_dir)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = train_config(args)
     print(f"retraining on {len(base_train)} base + {len(logged)} logged pairs (x{args.pair_weight}), "
           f"{len(held)} held out -> {out}", file=sys.stderr)
-    manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer,
+    manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer, judged=judged,
                      extra_info={"command": "chatbot " + shlex.join(["retrain", *(argv or sys.argv[1:])]),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight})
     reasons = judge(out, baseline_dir, held, tokenizer, manifest)

@@ -6,7 +6,7 @@ import shlex
 import sys
 from dataclasses import fields
 
-from bot.paths import BASE_CORPUS
+from bot.paths import BASE_CORPUS, BASE_JUDGED
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default, choices=f.metadata.get("choices"),
                                 help=f"{f.metadata.get('help', '')} (default {f.default})".lstrip())
+    parser.add_argument("--judged", default=str(BASE_JUDGED), metavar="TSV",
+                        help="raters' judgements of answers the response selector also learns from "
+                             "(`core_model.judgements`; '' for none; default: %(default)s)")
     parser.add_argument("--seed-config", action="store_true",
                         help="the notebook's recipe: embedding 64, LSTM 512, vocabulary 2000, no attention, "
                              "last epoch kept")
@@ -45,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
+    from core_model.judgements import load_preferences
 
     try:
         pairs = read_pairs(args.data)
-    except DataError as exc:
+        judged = load_preferences(args.judged)
+    except (DataError, OSError, ValueError) as exc:
         print(f"chatbot train: {exc}", file=sys.stderr)
         return 2
     from core_model.train import train
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
     train_pairs, held = split(pairs)
     fit_pairs, dev = dev_split(train_pairs)
-    manifest = train(fit_pairs, args.out, cfg, dev, held, extra_info={
+    manifest = train(fit_pairs, args.out, cfg, dev, held, judged=judged, extra_info={
         "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
           f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})",

@@ -52,3 +52,24 @@ def test_it_ships_in_the_model_directory_pinned_by_sha256(trained, tiny_model_di
     with pytest.raises(artifacts.ModelLoadError, match="selector.json does not match"):
         artifacts.load(out)
     assert isinstance(Selector.load(tiny_model_dir), Selector)
+
+
+def test_raters_preferences_are_learned(trained, tmp_path):
+    """Judged (message, fitting answer, unfit answer) triples from the repo's rated pool: the selector
+    trained with them keeps their order, the one trained on the corpus pairs alone does not."""
+    from bot.paths import BASE_JUDGED
+    from core_model.judgements import load_preferences, preferences, read_judged, write_judged
+
+    plain, _, pairs = trained
+    triples = load_preferences(BASE_JUDGED)[:300]
+    assert len(triples) == 300 and load_preferences("") == [] and load_preferences(tmp_path / "absent.tsv") == []
+    judged, _ = train_selector(pairs[:360], pairs[360:], plain.config, verbose=False, judged=triples)
+
+    def kept(selector: Selector) -> float:
+        scores = selector.score([m for m, _, _ in triples], [[good, bad] for _, good, bad in triples])
+        return float(np.mean([s[0] > s[1] for s in scores]))
+
+    assert kept(judged) > 0.8 and kept(judged) > kept(plain) + 0.2
+    rows = [("배고파", "밥 먹어요.", 2.0), ("배고파", "축하해요!", 0.0), ("배고파", "그렇군요.", 1.0)]
+    write_judged(tmp_path / "j.tsv", rows)
+    assert read_judged(tmp_path / "j.tsv") == rows and preferences(rows) == [("배고파", "밥 먹어요.", "축하해요!")]
