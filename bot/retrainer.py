@@ -7,9 +7,11 @@ failed retrain leaves the serving model alone. The daemon keeps answering meanwh
 at `nice` 10 so the worker's threads come first.
 
 Replicas sharing one database each have this schedule; a lease in the database (`claim`) lets one of
-them run it: the holder renews it while its child runs and keeps it for one period after, so the other
-replicas skip their turns and pick up the promoted model through the model watch. If the holder dies,
-its lease runs out and the next replica whose turn comes takes it.
+them run it: the holder renews it at each of its turns and while its child runs, always for two periods,
+so its renewal lands a whole period before the lease would run out (a lease of one period would expire
+the instant the holder's next turn renews it, and a busy machine lets another replica in between). The
+other replicas skip their turns and pick up the promoted model through the model watch. If the holder
+dies, its lease runs out within two periods and the next replica whose turn comes takes it.
 """
 from __future__ import annotations
 
@@ -86,6 +88,11 @@ class Retrainer:
     # Takes or renews the retrain lease for the given seconds; False: another replica holds it (None: no lease).
     claim: Callable[[float], Awaitable[bool]] | None = None
 
+    @property
+    def lease_s(self) -> float:
+        """How long a claim holds: two periods, so the holder's next turn renews it with a period to spare."""
+        return 2 * self.every_s
+
     async def run_forever(self, stopping: asyncio.Event) -> None:
         while self.every_s > 0 and not stopping.is_set():
             try:
@@ -99,7 +106,7 @@ class Retrainer:
         if self.claim is None:
             return await self.run_once()
         try:
-            held = await self.claim(self.every_s)
+            held = await self.claim(self.lease_s)
         except Exception as exc:  # the database briefly away: this turn is skipped, not run twice
             log.error("scheduled retrain: the retrain lease could not be taken: %s: %s", type(exc).__name__, exc)
             held = False
@@ -113,7 +120,7 @@ class Retrainer:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-            await self._claim_quietly()  # held one more period from now: the others skip their turns meanwhile
+            await self._claim_quietly()  # held from now on: the others skip their turns meanwhile
 
     async def _renew(self) -> None:
         """Keep the lease while the child runs (a retrain may outlast a period)."""
@@ -123,7 +130,7 @@ class Retrainer:
 
     async def _claim_quietly(self) -> None:
         try:
-            if not await self.claim(self.every_s):
+            if not await self.claim(self.lease_s):
                 log.warning("scheduled retrain: the retrain lease was taken by another replica")
         except Exception as exc:
             log.warning("scheduled retrain: the retrain lease not renewed: %s: %s", type(exc).__name__, exc)
