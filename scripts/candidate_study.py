@@ -26,6 +26,7 @@ import math
 import random
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 CANDIDATES = 5
@@ -33,8 +34,8 @@ FEATURES = ("sim", "rank", "votes", "fit", "overlap", "mq_sel", "qfit", "logfreq
 FITTING, UNFIT = 1.5, 0.5
 
 
-def pools(seed_dev: int = 15, seed_train: int = 16) -> dict:
-    """-> {pool name: (bank, selector, messages, candidate lists)}; trains the train pool's selector."""
+def pools(names: Sequence[str] = ("dev", "train")) -> dict:
+    """-> {pool name: (bank, selector, messages, candidate lists)}; trains the training pools' selectors."""
     from bot.paths import BASE_CORPUS, default_model_dir
     from core_model.answer_bank import AnswerBank
     from core_model.artifacts import load
@@ -45,13 +46,16 @@ def pools(seed_dev: int = 15, seed_train: int = 16) -> dict:
 
     fit, dev = dev_split(split(read_pairs(BASE_CORPUS))[0])
     fit_rest, labelled = split(fit, 0.1, "rerank-labels")
+    rest2, labelled2 = split(fit_rest, 0.11, "rerank-labels-2")  # a second slice, none of the first's pairs
+    recipes = {"dev": (fit, dev, 15, 200), "train": (fit_rest, labelled, 16, 1000),
+               "train2": (rest2 + labelled, labelled2, 17, 1000)}
     out = {}
-    for name, bank_pairs, questions, seed, count in (("dev", fit, dev, seed_dev, 200),
-                                                      ("train", fit_rest, labelled, seed_train, 1000)):
+    for name in names:
+        bank_pairs, questions, seed, count = recipes[name]
         if name == "dev":
             selector = load(default_model_dir()).selector
         else:
-            selector, _ = train_selector([(p.q, p.a) for p in fit_rest], [(p.q, p.a) for p in dev], verbose=False)
+            selector, _ = train_selector([(p.q, p.a) for p in bank_pairs], [(p.q, p.a) for p in dev], verbose=False)
         bank = AnswerBank.from_pairs([(p.q, p.a, None) for p in bank_pairs])
         ranker = AnswerRanker(bank, selector)
         distinct = sorted({normalize(p.q): p for p in questions}.values(), key=lambda p: p.q)
@@ -101,13 +105,16 @@ def features(bank, selector, messages: list[str], cands: list[list[str]]):
     return np.array([[row[f] for f in FEATURES] for row in rows]), owner_arr
 
 
-def write_sheets(out_dir: Path, per_sheet: int = 100) -> None:
+def write_sheets(out_dir: Path, names: Sequence[str], per_sheet: int = 100) -> None:
     from core_model.evaluation import write_sheet
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, (_, _, messages, cands) in pools().items():
+    for name, (_, _, messages, cands) in pools(names).items():
         for n in range(0, len(messages), per_sheet):
             part = range(n, min(n + per_sheet, len(messages)))
+            if (out_dir / f"{name}-{n // per_sheet}.tsv").exists():
+                raise SystemExit(f"{out_dir / f'{name}-{n // per_sheet}.tsv'} exists: its key and ratings would no "
+                                 "longer match")
             write_sheet(out_dir / f"{name}-{n // per_sheet}.tsv", [messages[i] for i in part],
                         {f"c{k}": [cands[i][k] if k < len(cands[i]) else cands[i][0] for i in part]
                          for k in range(CANDIDATES)})
@@ -190,15 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.candidate_study", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("sheets", "report", "export"))
     parser.add_argument("dir", type=Path, help="where the sheets, keys and rated copies are")
+    parser.add_argument("--pools", nargs="+", default=["dev", "train"], choices=("dev", "train", "train2"),
+                        help="sheets: which pools to write (default: %(default)s)")
     parser.add_argument("out", nargs="?", type=Path, default=Path("data/judged_answers.tsv"),
                         help="export: the training pool's ratings as message, answer, rating (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.action == "sheets":
-        write_sheets(args.dir)
+        write_sheets(args.dir, args.pools)
     elif args.action == "export":
         from core_model.judgements import write_judged
 
-        rows = sorted((m, a, r) for (m, a), r in rated(args.dir, "train").items())
+        rows = sorted((m, a, r) for pool in ("train", "train2") for (m, a), r in rated(args.dir, pool).items())
         write_judged(args.out, rows)
         print(f"{args.out}: {len(rows)} rated (message, answer) rows", file=sys.stderr)
     else:

@@ -14,7 +14,7 @@ from tests.conftest import corpus_pairs
 @pytest.fixture(scope="module")
 def trained():
     pairs = [(p.q, p.a) for p in corpus_pairs(400)]
-    config = SelectorConfig(epochs=12, dim=32, hidden=64, dropout=0.1, batch_size=32)
+    config = SelectorConfig(epochs=12, dim=32, hidden=64, dropout=0.1, batch_size=32, members=1)
     selector, history = train_selector(pairs[:360], pairs[360:], config, verbose=False)
     return selector, history, pairs
 
@@ -73,3 +73,41 @@ def test_raters_preferences_are_learned(trained, tmp_path):
     rows = [("배고파", "밥 먹어요.", 2.0), ("배고파", "축하해요!", 0.0), ("배고파", "그렇군요.", 1.0)]
     write_judged(tmp_path / "j.tsv", rows)
     assert read_judged(tmp_path / "j.tsv") == rows and preferences(rows) == [("배고파", "밥 먹어요.", "축하해요!")]
+
+
+def test_members_are_averaged_and_saved_at_half_precision(trained, tmp_path):
+    """Two members from seeds 42 and 43: the fit is the mean of theirs, the file holds each at float16,
+    and a selector saved in Keras's own layout before members existed still loads as one member."""
+    import h5py
+    import keras
+
+    plain, _, pairs = trained
+    config = SelectorConfig(**{**plain.config.__dict__, "members": 2, "epochs": 3})
+    pair, history = train_selector(pairs[:360], pairs[360:], config, verbose=False)
+    assert [m["seed"] for m in history["members"]] == [42, 43] and len(pair.members) == 2
+    assert 0.0 <= history["dev_recall_at_1_of_10"] <= 1.0
+    messages, answers = [q for q, _ in pairs[:4]], [[a for _, a in pairs[:6]]] * 4
+    alone = [Selector(pair.featurizer, config, [towers]).score(messages, answers) for towers in pair.members]
+    both = pair.score(messages, answers)
+    for m in range(4):
+        assert both[m] == pytest.approx((alone[0][m] + alone[1][m]) / 2, abs=1e-5)
+    pair.save(tmp_path)
+    with h5py.File(tmp_path / "selector.weights.h5") as f:
+        assert sorted(f) == ["member_0", "member_1"]
+        assert {f["member_0"][k].dtype for k in f["member_0"]} == {np.dtype("float16")}
+    loaded = Selector.load(tmp_path)
+    assert len(loaded.members) == 2
+    for a, b in zip(loaded.score(messages, answers), both):
+        assert a == pytest.approx(b, abs=1e-5)  # trained weights were rounded to the saved precision
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (message, answer), = plain.members
+    both_towers = keras.Model([message.input, answer.input], [message.output, answer.output])
+    both_towers.save_weights(old / "selector.weights.h5")
+    (old / "selector.json").write_text(json.dumps({"config": plain.config.__dict__,
+                                                   "features": plain.featurizer.features}))
+    legacy = Selector.load(old)
+    assert len(legacy.members) == 1
+    for a, b in zip(legacy.score(messages, answers), plain.score(messages, answers)):
+        assert a == pytest.approx(b, abs=1e-5)
