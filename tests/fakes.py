@@ -270,3 +270,13 @@ def read_exchanges(db_path, where: str = "1", params: tuple = ()) -> list[dict]:
     for row in rows:
         row["raw"] = decode_raw(row["raw"])
     return rows
+
+
+async def stop_slack(adapter, worker, store, api: FakeSlackAPI) -> None:
+    """Tear down what a Slack test started, outermost first: the adapter, its outbox, the worker, the store
+    and the fake Web API."""
+    await adapter.stop()
+    await adapter.pipeline.outbox.close()
+    await worker.stop()
+    await store.close()
+    await api.stop()

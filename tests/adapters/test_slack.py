@@ -15,7 +15,7 @@ from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.worker import InferenceWorker, WorkerConfig
-from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI, read_exchanges
+from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI, read_exchanges, stop_slack
 
 SECRET = "test-signing-secret"
 
@@ -71,11 +71,7 @@ async def slack_env(tmp_path, engine, api: FakeSlackAPI, metrics: Metrics | None
         async with aiohttp.ClientSession() as session:
             yield Env(adapter, api, store, session, engines)
     finally:
-        await adapter.stop()
-        await adapter.pipeline.outbox.close()
-        await worker.stop()
-        await store.close()
-        await api.stop()
+        await stop_slack(adapter, worker, store, api)
 
 
 @pytest_asyncio.fixture

@@ -20,7 +20,7 @@ from bot.settings import SettingsError, load_settings
 from bot.store import make_store
 from bot.worker import InferenceWorker, WorkerConfig
 from tests.adapters.test_slack import SECRET, Env, mention
-from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI
+from tests.fakes import EngineSwitch, FakeEngine, FakeSlackAPI, stop_slack
 
 CLIENT_ID, CLIENT_SECRET = "1234.5678", "client-secret-0123456789"
 REDIRECT = "https://bot.example/slack/oauth_redirect"
@@ -90,11 +90,7 @@ async def oauth_env(db: str):
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             yield OAuthEnv(adapter, api, store, session)
     finally:
-        await adapter.stop()
-        await adapter.pipeline.outbox.close()
-        await worker.stop()
-        await store.close()
-        await api.stop()
+        await stop_slack(adapter, worker, store, api)
 
 
 async def test_two_workspaces_installed_each_answered_with_its_own_token(db_target, caplog):
