@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                              "system's reply and the reference answer, shuffled, ids only); its key goes to "
                              "OUT.tsv.key.json: keep it from the raters")
     parser.add_argument("--sample", type=int, default=120, help="questions on the rating sheet (default 120)")
+    parser.add_argument("--messages", metavar="TXT",
+                        help="with --sheet: rate replies to these messages instead (one per line; e.g. "
+                             "data/everyday.txt, messages not in the corpus): every --model's reply, no reference, "
+                             "no scores")
     parser.add_argument("--ratings", nargs="+", metavar="RATED.tsv",
                         help="unblind rated sheets (one per rater, with --key) into reports/judged.json and "
                              "judged.md, then stop")
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ratings:
         return report_ratings(args, parser)
+    if args.messages:
+        return messages_sheet(args, parser)
 
     from core_model.data import read_pairs, split
     from core_model.evaluation import chrf_gain_interval, scores, selection_measures, write_sheet
@@ -195,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     replies: dict[str, list[str]] = {}
     curves: dict[str, dict] = {}
     for spec in specs:
-        name, _, path = spec.partition("=")
-        path, _, decoding = path.partition("@")
-        width, _, candidates = decoding.partition(":")
-        if not (width in ("", "notebook") or width.isdigit()) or not (candidates == "" or candidates.isdigit()):
-            parser.error(f"--model {spec}: expected NAME=DIR[@BEAM[:K]], BEAM a number or 'notebook', K a number")
+        name, path, width, candidates = model_spec(spec, parser)
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
@@ -233,6 +235,38 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[questions[i], refs[i]] + [replies[s][i] for s in replies] for i in range(min(20, len(held)))]
     write_report(Path(args.reports), result, {"rows": rows, "systems": list(replies)}, curves)
     print(json.dumps(result, ensure_ascii=False) if args.json else json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def model_spec(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, str, str]:
+    """NAME=DIR[@BEAM[:K]] -> (name, dir, beam, k), beam and k as given ("" when left out)."""
+    name, _, path = spec.partition("=")
+    path, _, decoding = path.partition("@")
+    width, _, candidates = decoding.partition(":")
+    if not (width in ("", "notebook") or width.isdigit()) or not (candidates == "" or candidates.isdigit()):
+        parser.error(f"--model {spec}: expected NAME=DIR[@BEAM[:K]], BEAM a number or 'notebook', K a number")
+    return name, path, width, candidates
+
+
+def messages_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`--messages TXT --sheet OUT.tsv`: a blind sheet of every --model's reply to each message of TXT."""
+    from core_model.evaluation import write_sheet
+
+    if not args.sheet or not args.model:
+        parser.error("--messages needs --sheet OUT.tsv and at least one --model NAME=DIR[@BEAM[:K]]")
+    try:
+        messages = [line.strip() for line in Path(args.messages).read_text(encoding="utf-8").splitlines()
+                    if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"chatbot eval: {args.messages}: {exc}", file=sys.stderr)
+        return 2
+    replies = {}
+    for spec in args.model:
+        name, path, width, candidates = model_spec(spec, parser)
+        replies[name] = model_replies(path, messages, width or "1", bool(int(candidates or 0)))[0]
+    key = write_sheet(args.sheet, messages, replies)
+    print(f"rating sheet: {args.sheet} ({len(messages)} messages); key: {key} (keep it from the raters)",
+          file=sys.stderr)
     return 0
 
 

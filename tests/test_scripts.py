@@ -55,6 +55,23 @@ def test_eval_scores_models_and_retrieval(tiny_model_dir, tmp_path):
     assert bad.returncode == 2 and b"BEAM a number or 'notebook'" in bad.stderr
 
 
+def test_eval_writes_a_blind_sheet_for_messages_outside_the_corpus(tiny_model_dir, tmp_path):
+    (tmp_path / "everyday.txt").write_text("오늘 너무 피곤하다\n\n비 와서 우울해\n", encoding="utf-8")
+    sheet = tmp_path / "everyday.tsv"
+    proc = subprocess.run([sys.executable, "-m", "chatbot", "eval", "--messages", str(tmp_path / "everyday.txt"),
+                           "--sheet", str(sheet), "--model", f"bank={tiny_model_dir}@1:1",
+                           "--model", f"generated={tiny_model_dir}@1:0"], cwd=REPO, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    rows = [r.split("\t") for r in sheet.read_text(encoding="utf-8").splitlines()[1:]]
+    assert {r[1] for r in rows} == {"오늘 너무 피곤하다", "비 와서 우울해"} and all(r[2] for r in rows)
+    key = json.loads((tmp_path / "everyday.tsv.key.json").read_text(encoding="utf-8"))
+    assert key["systems"] == ["bank", "generated"] and key["messages"] == 2
+    assert sorted(s for row in key["rows"].values() for s in row["systems"]) == ["bank"] * 2 + ["generated"] * 2
+    alone = subprocess.run([sys.executable, "-m", "chatbot", "eval", "--messages", str(tmp_path / "everyday.txt")],
+                           cwd=REPO, capture_output=True, timeout=120)
+    assert alone.returncode == 2 and b"--messages needs --sheet" in alone.stderr
+
+
 def test_fluency_rules():
     assert fluent("좋은 하루 보내세요.", True)
     assert not fluent("좋은 하루 보내세요.", False)  # hit the length limit
