@@ -2,8 +2,8 @@
 
 The corpus says which answer was written for each question; it cannot say which answers of *other*
 questions would also fit, or which only look like they would. Raters did: `data/judged_answers.tsv`
-holds 5,000 (message, answer, mean rating 0-2) rows, the answers of similar bank questions for 1,000
-training-side messages (`scripts/candidate_study.py`, ratings in reports/ratings/pool/). Every fitting
+holds 9,760 (message, answer, mean rating 0-2) rows, the answers of similar bank questions for 1,952
+training-side messages in two pools (`scripts/candidate_study.py`, ratings in reports/ratings/pool/). Every fitting
 (>= 1.5) and unfit (<= 0.5) answer of one message make a preference the selector is trained to keep.
 """
 from __future__ import annotations

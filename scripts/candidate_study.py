@@ -7,8 +7,9 @@ message):
   it never saw these questions): the evaluation pool, two raters per sheet.
 - `train`: 1,000 questions of a 10% slice of the fit pairs, bank = the other 90%, a selector trained
   on those 90% only (the same recipe): labels a learned reranker could train on, one rater per sheet.
+- `train2` (`--pools train2`): the same from a second slice, none of the first's pairs.
 
-`python -m scripts.candidate_study export DIR` writes the training pool's ratings to
+`python -m scripts.candidate_study export DIR` writes the training pools' ratings to
 data/judged_answers.tsv, which the response selector learns from (`core_model.judgements`).
 
 `python -m scripts.candidate_study report DIR` reads the raters' copies (`<pool>-<n>.tsv` sheets with
