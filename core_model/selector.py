@@ -122,16 +122,24 @@ class Selector:
                  members: Sequence[tuple[keras.Model, keras.Model]] | None = None) -> None:
         self.featurizer, self.config = featurizer, config
         self.members = list(members or [build_towers(len(featurizer), config) for _ in range(config.members)])
+        self._sides = [self._side(side) for side in (0, 1)]
+
+    def _side(self, side: int):
+        """One compiled call for every member's tower of a side (message 0, answer 1): their unit vectors
+        side by side, scaled so that a dot product of two rows is the mean of the members' dot products."""
+        scale = 1.0 / float(np.sqrt(len(self.members)))
+        towers = [pair[side] for pair in self.members]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+        def vectors(ids: tf.Tensor) -> tf.Tensor:
+            return tf.concat([tower(ids, training=False) for tower in towers], 1) * scale
+
+        return vectors
 
     def _vectors(self, side: int, texts: Sequence[str]) -> np.ndarray:
-        """Every member's unit vectors side by side, scaled so that a dot product is the members' mean."""
-        dim = self.config.dim * len(self.members)
-        parts = []
-        for i in range(0, len(texts), BATCH):
-            ids = self.featurizer.encode(texts[i:i + BATCH])
-            parts.append(np.concatenate([towers[side](ids, training=False).numpy() for towers in self.members], 1))
-        out = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        return out / np.float32(np.sqrt(len(self.members)))
+        parts = [self._sides[side](self.featurizer.encode(texts[i:i + BATCH])).numpy()
+                 for i in range(0, len(texts), BATCH)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.config.dim * len(self.members)), np.float32)
 
     def embed_messages(self, texts: Sequence[str]) -> np.ndarray:
         return self._vectors(0, list(texts))
