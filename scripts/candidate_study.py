@@ -42,7 +42,7 @@ def pools(names: Sequence[str] = ("dev", "train")) -> dict:
     from core_model.artifacts import load
     from core_model.data import dev_split, read_pairs, split
     from core_model.ranking import AnswerRanker
-    from core_model.selector import train_selector
+    from core_model.selector import SelectorConfig, train_selector
     from core_model.text import normalize
 
     fit, dev = dev_split(split(read_pairs(BASE_CORPUS))[0])
@@ -56,7 +56,9 @@ def pools(names: Sequence[str] = ("dev", "train")) -> dict:
         if name == "dev":
             selector = load(default_model_dir()).selector
         else:
-            selector, _ = train_selector([(p.q, p.a) for p in bank_pairs], [(p.q, p.a) for p in dev], verbose=False)
+            # one member, as when the rated sheets were drawn, so they can be drawn again
+            selector, _ = train_selector([(p.q, p.a) for p in bank_pairs], [(p.q, p.a) for p in dev],
+                                         SelectorConfig(members=1), verbose=False)
         bank = AnswerBank.from_pairs([(p.q, p.a, None) for p in bank_pairs])
         ranker = AnswerRanker(bank, selector)
         distinct = sorted({normalize(p.q): p for p in questions}.values(), key=lambda p: p.q)
