@@ -9,6 +9,7 @@ bank (or with `answer_bank=False`) every reply is generated.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,29 @@ def is_question(text: str) -> bool:
     if "?" in text:
         return True
     return text.rstrip(TRAILING).endswith(QUESTION_ENDINGS)
+
+
+PAIN = re.compile(r"아파(?!트)|아프|다쳤|다쳐|삐었|삔|삐끗|접질|감기|열나|배탈|두통|속이안좋|속안좋|체했")
+PAIN_ACKNOWLEDGEMENTS = ("아이고, 많이 아프겠어요. 몸 잘 챙기세요.", "저런, 아프면 서럽죠. 무리하지 말고 쉬어요.")
+HARD = re.compile(r"힘들|힘드|피곤|지쳐|지쳤|지친|우울|슬퍼|슬프|외로|외롭|허무|초라|속상|서러|서럽|괴로|괴롭|불안|짜증"
+                  r"|화나|화가나|한심|비참|불만|억울|답답")
+HARD_ACKNOWLEDGEMENTS = ("마음이 많이 힘들겠어요. 무슨 일인지 더 이야기해 줄래요?",
+                         "그런 마음이 들 때가 있죠. 제가 들어 줄게요.")
+"""For a statement of pain or of a hard feeling the bank has no fitting answer to ("발목 삐끗했어", "사는 게
+허무해요"): saying what the user feels back reacts to what the message says, where "그랬군요" only
+invites more."""
+
+
+def acknowledgements(text: str) -> tuple[str, ...]:
+    """The acknowledgements that suit a message: for a question, for pain, for a hard feeling, or any."""
+    if is_question(text):
+        return QUESTION_ACKNOWLEDGEMENTS
+    joined = text.replace(" ", "")
+    if PAIN.search(joined):
+        return PAIN_ACKNOWLEDGEMENTS
+    if HARD.search(joined):
+        return HARD_ACKNOWLEDGEMENTS
+    return ACKNOWLEDGEMENTS
 
 
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
@@ -162,7 +186,7 @@ class Responder:
                                  [[ranker.bank.answers[j] for j in js] for js in same if js]))
         unsure = [i for i, (score, js) in enumerate(zip(scores, same))
                   if not js and GENERATE_BELOW <= score < ACKNOWLEDGE_BELOW]
-        phrases = {i: QUESTION_ACKNOWLEDGEMENTS if is_question(texts[i]) else ACKNOWLEDGEMENTS for i in unsure}
+        phrases = {i: acknowledgements(texts[i]) for i in unsure}
         acks = dict(zip(unsure, ranker.score([texts[i] for i in unsure], [phrases[i] for i in unsure])))
         out: list[Reply | None] = []
         for i, (j, score, js) in enumerate(zip(best, scores, same)):

@@ -98,18 +98,25 @@ def test_extra_pairs_join_the_bank_live_and_leave_it(walk_model, tiny_responder)
 
 def test_acknowledgements_never_assume_an_event_after_a_question(walk_model, tiny_responder, monkeypatch):
     """Below the acknowledgement threshold a question gets a question's acknowledgement ("그런 일이
-    있었군요" after "오늘 비 온대?" was rated unfit); a question the bank holds still gets its answer."""
+    있었군요" after "오늘 비 온대?" was rated unfit), pain or a hard feeling one that says it back ("아파트"
+    is no pain); a question the bank holds still gets its answer."""
     from core_model import responder
 
     monkeypatch.setattr(responder, "GENERATE_BELOW", -1e9)
     monkeypatch.setattr(responder, "ACKNOWLEDGE_BELOW", 1e9)  # every message below: acknowledged
     hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
-    messages = ("오늘 비 온대?", "라면 끓일까 말까ㅋㅋ", "주말에 뭐하지", "산책 다녀왔어", "오늘 날씨 좋다")
+    messages = ("오늘 비 온대?", "라면 끓일까 말까ㅋㅋ", "주말에 뭐하지", "산책 다녀왔어", "발목 삐끗했어",
+                "요즘 너무 우울해", "오늘 날씨 좋다")
     replies = hybrid.replies([hybrid.prepare(t) for t in messages])
-    assert [r.source for r in replies] == ["acknowledgement"] * 4 + ["bank"]
+    assert [r.source for r in replies] == ["acknowledgement"] * 6 + ["bank"]
     assert all(r.text in responder.QUESTION_ACKNOWLEDGEMENTS for r in replies[:3])
     assert replies[3].text in responder.ACKNOWLEDGEMENTS
-    assert replies[4].text == "산책하기 좋은 날이에요."
+    assert replies[4].text in responder.PAIN_ACKNOWLEDGEMENTS and replies[5].text in responder.HARD_ACKNOWLEDGEMENTS
+    assert replies[6].text == "산책하기 좋은 날이에요."
+    said = {"아파트 샀어": responder.ACKNOWLEDGEMENTS, "머리 아파서 일찍 자야겠어": responder.PAIN_ACKNOWLEDGEMENTS,
+            "속이 안 좋아": responder.PAIN_ACKNOWLEDGEMENTS, "사는 게 허무해요": responder.HARD_ACKNOWLEDGEMENTS,
+            "왜 이렇게 피곤하지?": responder.QUESTION_ACKNOWLEDGEMENTS}
+    assert {text: responder.acknowledgements(text) for text in said} == said
     assert [responder.is_question(t) for t in ("자야지", "배고파ㅠㅠ", "너 뭐해 ㅋㅋ", "어떡해...")] == \
         [False, False, True, True]
 
