@@ -128,6 +128,10 @@ async def test_shard_count_alone_runs_every_shard_in_one_process(tmp_path, disco
     settings = settings_for(tmp_path, CHATBOT_SHARD_COUNT="2")
     _, adapter = await serve(settings)
     assert sorted(discord_api.identified) == [[0, 2], [1, 2]]
+    for _ in range(500):  # ready comes first; the commands are registered right after it
+        if discord_api.command_syncs:
+            break
+        await asyncio.sleep(0.02)
     assert len(adapter.client.guilds) == len(GUILDS) and discord_api.command_syncs == 1
     shards = (await healthz(settings))["adapter_details"]["discord"]["shards"]
     assert [(s["id"], s["state"], s["guilds"]) for s in shards] == [(0, "ready", 4), (1, "ready", 4)]

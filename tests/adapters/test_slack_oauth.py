@@ -128,7 +128,8 @@ async def test_two_workspaces_installed_each_answered_with_its_own_token(db_targ
         await env.team_event("TA", mention("또 안녕", "6.000", channel="CA"))
         await env.api.wait_posts(4)
         await asyncio.sleep(0.3)
-        assert [p["channel"] for p in env.api.posts] == ["CA", "CB", "DA", "CA"]
+        channels = [p["channel"] for p in env.api.posts]
+        assert sorted(channels[:2]) == ["CA", "CB"] and channels[2:] == ["DA", "CA"]  # the first two answered at once
         assert env.api.auth_headers["auth.test"].count("Bearer xoxb-team-a-token") == 2  # install + first event
 
         # Uninstalled from TB: its row goes, and its mentions go unanswered.
