@@ -46,6 +46,8 @@ class TrainConfig:
     seed: int = 42
     selector_epochs: int = field(default=SelectorConfig.epochs, metadata={
         "help": "epochs of the response selector (the epoch with the best dev Recall@1 of 10 is kept); 0: none"})
+    selector_members: int = field(default=SelectorConfig.members, metadata={
+        "help": "dual encoders in the response selector, trained from successive seeds, their fits averaged"})
 
 
 def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random | None):
@@ -208,7 +210,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     selector, selector_info = None, None
     if cfg.selector_epochs > 0:
         selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs], [(p.q, p.a) for p in dev_pairs],
-                                              SelectorConfig(epochs=cfg.selector_epochs, seed=cfg.seed),
+                                              SelectorConfig(epochs=cfg.selector_epochs, seed=cfg.seed,
+                                                             members=cfg.selector_members),
                                               verbose=verbose not in (0, False), judged=judged)
         selector_info = {"config": asdict(selector.config), "judged_preferences": len(judged), **curves_sel}
     info = {

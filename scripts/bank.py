@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selector-epochs", type=int, default=None, metavar="N",
                         help="train the response selector for N epochs on the bank's pairs (the dev split picks the "
                              "epoch kept; default: the shipped recipe's); 0 keeps the directory's selector")
+    parser.add_argument("--selector-members", type=int, default=None, metavar="N",
+                        help="dual encoders in the response selector, their fits averaged (default: the shipped "
+                             "recipe's)")
     parser.add_argument("--judged", default=str(BASE_JUDGED), metavar="TSV",
                         help="raters' judgements of answers the selector also learns from (`core_model.judgements`; "
                              "'' for none; default: %(default)s)")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
     if epochs > 0:
         fit, dev = dev_split(base)
-        config = SelectorConfig(epochs=epochs)
+        config = SelectorConfig(epochs=epochs, members=args.selector_members or SelectorConfig.members)
         print(f"training the response selector on {len(fit) + len(taught)} pairs ({len(dev)} dev pairs pick the "
               f"epoch)", file=sys.stderr)
         selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config,

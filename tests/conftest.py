@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "ChatbotData.csv"
 
 TINY = dict(vocab_size=4000, min_count=1, embedding_dim=32, units=96, dropout=0.0, attention=True,
-            epochs=120, batch_size=16, patience=120, learning_rate=1e-2)
+            epochs=120, batch_size=16, patience=120, learning_rate=1e-2,
+            selector_members=1)  # the two-member selector is tested in tests/core_model/test_selector.py
 
 
 def corpus_pairs(n: int, start: int = 0):

@@ -103,7 +103,8 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     taught = [Pair("우리 고양이 이름은?", "나비예요."), Pair("우리 고양이 이름은?", "나비예요.")]
     write_pairs(tmp_path / "taught.csv", taught)
     proc = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--data", str(tmp_path / "corpus.csv"),
-                           "--pairs", str(tmp_path / "taught.csv"), "--model", str(model)],
+                           "--pairs", str(tmp_path / "taught.csv"), "--model", str(model),
+                           "--selector-members", "1"],
                           cwd=REPO, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     train, held = split(pairs)
@@ -112,6 +113,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
     assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
     assert loaded.selector is not None and loaded.manifest["selector"]["epoch_kept"] >= 1  # retrained on the bank
+    assert len(loaded.selector.members) == loaded.manifest["selector"]["config"]["members"] == 1
     assert Responder(model).reply("우리 고양이 이름은?") == "나비예요."  # taught, and answered without retraining
     missing = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--model", str(tmp_path / "none")],
                              cwd=REPO, capture_output=True, timeout=300)
