@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="raters' judgements of answers the selector also learns from (`core_model.judgements`; "
                              "'' for none; default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.selector_members is not None and args.selector_members < 1:
+        parser.error("--selector-members must be at least 1")
     model_dir = args.model or str(default_model_dir())
 
     from tqdm import tqdm
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
     if epochs > 0:
         fit, dev = dev_split(base)
-        config = SelectorConfig(epochs=epochs, members=args.selector_members or SelectorConfig.members)
+        members = SelectorConfig.members if args.selector_members is None else args.selector_members
+        config = SelectorConfig(epochs=epochs, members=members)
         print(f"training the response selector on {len(fit) + len(taught)} pairs ({len(dev)} dev pairs pick the "
               f"epoch)", file=sys.stderr)
         selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config,

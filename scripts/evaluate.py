@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     replies: dict[str, list[str]] = {}
     curves: dict[str, dict] = {}
     for spec in specs:
-        name, path, width, candidates = model_spec(spec, parser)
+        name, path, beam, bank = model_spec(spec, parser)
         if not (Path(path) / "manifest.json").exists():
             print(f"chatbot eval: skipping {name}: no model at {path}", file=sys.stderr)
             continue
@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         if all(c.get("path") != path for c in curves.values()):  # one curve per model directory
             curves[name] = {**manifest.get("history", {}), "path": path,
                             "val_is": "dev" if manifest.get("split", {}).get("dev") else "held-out"}
-        print(f"scoring {name} ({path}, beam {width or 1}, {'bank' if int(candidates or 0) else 'no bank'}) "
+        print(f"scoring {name} ({path}, beam {beam}, {'bank' if bank else 'no bank'}) "
               f"on {len(held)} held-out questions", file=sys.stderr)
-        replies[name], eos = model_replies(path, questions, width or "1", bool(int(candidates or 0)))
+        replies[name], eos = model_replies(path, questions, beam, bank)
         result["systems"][name] = scores(replies[name], refs, eos)
         if name == "shipped":
             print("response selection: each held-out answer among 10", file=sys.stderr)
@@ -238,14 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def model_spec(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, str, str]:
-    """NAME=DIR[@BEAM[:K]] -> (name, dir, beam, k), beam and k as given ("" when left out)."""
+def model_spec(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, str, bool]:
+    """NAME=DIR[@BEAM[:K]] -> (name, dir, beam width or "notebook" (default "1"), whether to answer from the bank)."""
     name, _, path = spec.partition("=")
     path, _, decoding = path.partition("@")
     width, _, candidates = decoding.partition(":")
     if not (width in ("", "notebook") or width.isdigit()) or not (candidates == "" or candidates.isdigit()):
         parser.error(f"--model {spec}: expected NAME=DIR[@BEAM[:K]], BEAM a number or 'notebook', K a number")
-    return name, path, width, candidates
+    return name, path, width or "1", bool(int(candidates or 0))
 
 
 def messages_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -262,8 +262,8 @@ def messages_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         return 2
     replies = {}
     for spec in args.model:
-        name, path, width, candidates = model_spec(spec, parser)
-        replies[name] = model_replies(path, messages, width or "1", bool(int(candidates or 0)))[0]
+        name, path, beam, bank = model_spec(spec, parser)
+        replies[name] = model_replies(path, messages, beam, bank)[0]
     key = write_sheet(args.sheet, messages, replies)
     print(f"rating sheet: {args.sheet} ({len(messages)} messages); key: {key} (keep it from the raters)",
           file=sys.stderr)
