@@ -62,13 +62,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Daemon:
-    def __init__(self, env: dict, log_path: Path) -> None:
-        self.env, self.log_path, self.proc = env, log_path, None
+    def __init__(self, env: dict, log_path: Path, cpus: set[int] | None = None) -> None:
+        self.env, self.log_path, self.proc, self.cpus = env, log_path, None, cpus
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
+        cpus = self.cpus
         self.proc = subprocess.Popen([sys.executable, "-m", "chatbot", "serve"], cwd=REPO, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         log.close()
 
     async def ready(self, session, port: int, timeout: float = 300) -> dict:

@@ -9,7 +9,8 @@ was acknowledged (a load balancer's choice, then Slack's redelivery to the other
 replies / (last reply - first mention sent). Target: every mention of the last round answered exactly
 once, and its replies/s at least 0.8x the sum of the two single rounds (on a machine whose cores the
 replicas share, a single replica already uses them all; the point is that replicas do not wait for
-each other).
+each other). `--pin` gives each replica a core of its own in every round, as two machines would, so the
+sum of the single rounds is what the two replicas can do together at most.
 
 Run from the repository root: `python -m scripts.replica_bench [--db postgresql://...]` (without --db a
 throwaway PostgreSQL is started as the tests do, from Debian's server binaries).
@@ -100,13 +101,16 @@ async def run(args, db_url: str) -> dict:
     if args.model:
         base["CHATBOT_MODEL_DIR"] = args.model
     replicas = {}
-    for name in ("a", "b"):
+    cores = sorted(os.sched_getaffinity(0))
+    for k, name in enumerate(("a", "b")):
         http_port, slack_port = free_port(), free_port()
         env = {**base, "CHATBOT_HTTP_PORT": str(http_port), "SLACK_HTTP_PORT": str(slack_port),
                "SLACK_BOT_TOKEN": f"xoxb-replica-{name}"}
-        replicas[name] = (Daemon(env, work / f"replica-{name}.log"), http_port, slack_port)
+        cpus = {cores[k % len(cores)]} if args.pin else None
+        replicas[name] = (Daemon(env, work / f"replica-{name}.log", cpus), http_port, slack_port)
     texts = questions(args.mentions)
-    result: dict = {"mentions_per_round": args.mentions, "channels": args.channels, "cpus": os.cpu_count()}
+    result: dict = {"mentions_per_round": args.mentions, "channels": args.channels, "cpus": os.cpu_count(),
+                    "pinned": {name: sorted(d.cpus) for name, (d, _, _) in replicas.items()} if args.pin else None}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         started = time.monotonic()
         for daemon, _, _ in replicas.values():
@@ -140,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--deadline", type=float, default=600.0, help="give up waiting for a round's replies")
     parser.add_argument("--model", default="", help="model directory (default: the daemon's)")
+    parser.add_argument("--pin", action="store_true",
+                        help="run each replica on a core of its own (a on the first, b on the second), as on two "
+                             "machines: a single round then measures one core's worth, and the joint round shows "
+                             "whether the replicas wait for each other rather than that they share the cores")
     args = parser.parse_args(argv)
     server = None
     db_url = args.db
