@@ -9,14 +9,13 @@ bank (or with `answer_bank=False`) every reply is generated.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core_model import artifacts, device
+from core_model.acknowledgements import acknowledgements
 from core_model.answer_bank import AnswerBank
 from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
@@ -39,47 +38,6 @@ answer always 43% fitting / 29% unfit; acknowledged below 0.875: 38.5% / 20% (19
 below 0.925: 38% / 17% (25%); below 0.95: 35.5% / 15.5% (31.5%): past 0.925 each unfit reply avoided
 costs more than one fitting one. A reply to something the user never said is the worst one a user can
 get."""
-ACKNOWLEDGEMENTS = ("그랬군요. 조금 더 이야기해 줄래요?", "그런 일이 있었군요. 어떤 마음인지 더 듣고 싶어요.",
-                    "음, 그 얘기 더 해 주세요.")
-QUESTION_ACKNOWLEDGEMENTS = ("음, 글쎄요. 조금 더 자세히 말해 줄래요?",
-                             "글쎄요, 쉽게 말하기 어렵네요. 어떻게 생각해요?")
-"""For questions: "그런 일이 있었군요" to "오늘 비 온대?" or "라면 끓일까 말까" assumes something happened,
-and blind raters gave it 0 there (everyday messages, 2 raters), 1 after statements."""
-QUESTION_ENDINGS = ("?", "까", "니", "냐", "나요", "래", "어때", "뭐해", "뭐하지", "어떡해", "어떡하지", "는지", "건지",
-                    "을지")
-TRAILING = " .!~^;ㅋㅎㅠㅜ" + unicodedata.normalize("NFKC", "ㅋㅎㅠㅜ")  # as typed, and as `normalize` leaves them
-
-
-def is_question(text: str) -> bool:
-    """A question mark, or a Korean interrogative ending once laughter, tears and punctuation are cut."""
-    if "?" in text:
-        return True
-    return text.rstrip(TRAILING).endswith(QUESTION_ENDINGS)
-
-
-PAIN = re.compile(r"아파(?!트)|아프|다쳤|다쳐|삐었|삔|삐끗|접질|감기|열나|배탈|두통|속이안좋|속안좋|체했")
-PAIN_ACKNOWLEDGEMENTS = ("아이고, 많이 아프겠어요. 몸 잘 챙기세요.", "저런, 아프면 서럽죠. 무리하지 말고 쉬어요.")
-HARD = re.compile(r"힘들|힘드|피곤|지쳐|지쳤|지친|우울|슬퍼|슬프|외로|외롭|허무|초라|속상|서러|서럽|괴로|괴롭|불안|짜증"
-                  r"|화나|화가나|한심|비참|불만|억울|답답")
-HARD_ACKNOWLEDGEMENTS = ("마음이 많이 힘들겠어요. 무슨 일인지 더 이야기해 줄래요?",
-                         "그런 마음이 들 때가 있죠. 제가 들어 줄게요.")
-"""For a statement of pain or of a hard feeling the bank has no fitting answer to ("발목 삐끗했어", "사는 게
-허무해요"): saying what the user feels back reacts to what the message says, where "그랬군요" only
-invites more."""
-
-
-def acknowledgements(text: str) -> tuple[str, ...]:
-    """The acknowledgements that suit a message: for a question, for pain, for a hard feeling, or any."""
-    if is_question(text):
-        return QUESTION_ACKNOWLEDGEMENTS
-    joined = text.replace(" ", "")
-    if PAIN.search(joined):
-        return PAIN_ACKNOWLEDGEMENTS
-    if HARD.search(joined):
-        return HARD_ACKNOWLEDGEMENTS
-    return ACKNOWLEDGEMENTS
-
-
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
 

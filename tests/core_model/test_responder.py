@@ -98,27 +98,47 @@ def test_extra_pairs_join_the_bank_live_and_leave_it(walk_model, tiny_responder)
 
 def test_acknowledgements_never_assume_an_event_after_a_question(walk_model, tiny_responder, monkeypatch):
     """Below the acknowledgement threshold a question gets a question's acknowledgement ("그런 일이
-    있었군요" after "오늘 비 온대?" was rated unfit), pain or a hard feeling one that says it back ("아파트"
-    is no pain); a question the bank holds still gets its answer."""
+    있었군요" after "오늘 비 온대?" was rated unfit), a message in a situation one that says it back; a
+    question the bank holds still gets its answer."""
+    from core_model import acknowledgements as acks
     from core_model import responder
 
     monkeypatch.setattr(responder, "GENERATE_BELOW", -1e9)
     monkeypatch.setattr(responder, "ACKNOWLEDGE_BELOW", 1e9)  # every message below: acknowledged
     hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
-    messages = ("오늘 비 온대?", "라면 끓일까 말까ㅋㅋ", "주말에 뭐하지", "산책 다녀왔어", "발목 삐끗했어",
-                "요즘 너무 우울해", "오늘 날씨 좋다")
+    messages = ("오늘 비 온대?", "주말에 뭐하지", "산책 다녀왔어", "발목 삐끗했어", "요즘 너무 우울해",
+                "라면 끓일까 말까ㅋㅋ", "오늘 날씨 좋다")
     replies = hybrid.replies([hybrid.prepare(t) for t in messages])
     assert [r.source for r in replies] == ["acknowledgement"] * 6 + ["bank"]
-    assert all(r.text in responder.QUESTION_ACKNOWLEDGEMENTS for r in replies[:3])
-    assert replies[3].text in responder.ACKNOWLEDGEMENTS
-    assert replies[4].text in responder.PAIN_ACKNOWLEDGEMENTS and replies[5].text in responder.HARD_ACKNOWLEDGEMENTS
+    assert all(r.text in acks.QUESTION_ACKNOWLEDGEMENTS for r in replies[:2])
+    assert replies[2].text in acks.ACKNOWLEDGEMENTS
+    assert replies[3].text in acks.PAIN.phrases and replies[4].text in acks.HARD.phrases
+    assert replies[5].text in acks.DECISION.phrases
     assert replies[6].text == "산책하기 좋은 날이에요."
-    said = {"아파트 샀어": responder.ACKNOWLEDGEMENTS, "머리 아파서 일찍 자야겠어": responder.PAIN_ACKNOWLEDGEMENTS,
-            "속이 안 좋아": responder.PAIN_ACKNOWLEDGEMENTS, "사는 게 허무해요": responder.HARD_ACKNOWLEDGEMENTS,
-            "왜 이렇게 피곤하지?": responder.QUESTION_ACKNOWLEDGEMENTS}
-    assert {text: responder.acknowledgements(text) for text in said} == said
-    assert [responder.is_question(t) for t in ("자야지", "배고파ㅠㅠ", "너 뭐해 ㅋㅋ", "어떡해...")] == \
+    assert [acks.is_question(t) for t in ("자야지", "배고파ㅠㅠ", "너 뭐해 ㅋㅋ", "어떡해...")] == \
         [False, False, True, True]
+
+
+def test_each_situation_is_recognised_and_near_misses_are_not():
+    """Messages the bank often has no fitting answer for, each in its situation; words that look alike
+    but mean something else ("아파트", "헤어스타일", "재미없어", "시험 끝났다") stay generic."""
+    from core_model import acknowledgements as acks
+
+    said = {"머리 아파서 일찍 자야겠어": "pain", "계속 속이 진짜 안 좋아": "pain", "아이고 추워라": "cold",
+            "생각없이 상처줬어": "regret", "내가 왜 고집부렸을까": "regret", "솔직히 말하면 헤어지고 싶어": "want out",
+            "나를 너무 함부로 대해": "hurt", "사진 다 지우진 못하겠네": "breakup", "사는 게 허무해요": "hard feeling",
+            "컴터 고장났나봐": "a mishap", "오늘 상 받았다": "good news", "술을 끊어야겠어.": "plan",
+            "외제차 갖고 싶다": "wish", "여름에는 냉면이지": "a taste", "요리하는게 재밌어": "joy",
+            "홧김에 짝남한테 고백했다.": "crush", "회식하는데 나만 챙겨줘. 썸임?": "a crush's signs",
+            "데이트중에 정적 있어도 괜찮을까?": "is it all right", "헤어지자고 말할까": "a decision",
+            "아파트 샀어": None, "헤어스타일 바꿨어": None, "완전 재미 없거든": None, "시험 끝났다!": None,
+            "왜 이렇게 피곤하지?": None}
+    assert {text: getattr(acks.situation(text), "name", None) for text in said} == said
+    assert acks.acknowledgements("왜 이렇게 피곤하지?") == acks.QUESTION_ACKNOWLEDGEMENTS
+    assert acks.acknowledgements("헤어스타일 바꿨어") == acks.ACKNOWLEDGEMENTS
+    assert acks.acknowledgements("오늘 상 받았다") == acks.PROUD.phrases
+    every = [*acks.STATEMENTS, *acks.QUESTIONS]
+    assert len({s.name for s in every}) == len(set(every))  # names tell them apart in reports
 
 
 def test_the_ranking_puts_the_best_answer_first(walk_model, tiny_responder):
