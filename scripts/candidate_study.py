@@ -196,9 +196,55 @@ def report(out_dir: Path) -> dict:
             "picks_on_dev": systems, "shipped_with_acknowledgement_below": gate}
 
 
+def acknowledgement_sheet(out_dir: Path, upper: float = 1.05) -> Path:
+    """A blind sheet of what the dev split's acknowledged messages could get: the generic acknowledgement
+    (a question's or a statement's), the situation's (`core_model.acknowledgements`) and the best bank
+    answer; and for messages in a situation scoring from the threshold up to `upper`, the situation's
+    acknowledgement beside the bank answer they get today (would a higher threshold for them pay?).
+    The key's `groups` says which message is in which group."""
+    from bot.paths import BASE_CORPUS, default_model_dir
+    from core_model.acknowledgements import ACKNOWLEDGEMENTS, QUESTION_ACKNOWLEDGEMENTS, is_question, situation
+    from core_model.answer_bank import AnswerBank
+    from core_model.artifacts import load
+    from core_model.data import dev_split, read_pairs, split
+    from core_model.evaluation import write_sheet
+    from core_model.ranking import AnswerRanker
+    from core_model.responder import ACKNOWLEDGE_BELOW, GENERATE_BELOW
+    from core_model.text import normalize
+
+    fit, dev = dev_split(split(read_pairs(BASE_CORPUS))[0])
+    ranker = AnswerRanker(AnswerBank.from_pairs([(p.q, p.a, None) for p in fit]), load(default_model_dir()).selector)
+    messages = sorted({normalize(p.q) for p in dev})
+    best, scores = ranker.best(messages)
+    groups = {"acknowledged": [i for i, s in enumerate(scores) if GENERATE_BELOW <= s < ACKNOWLEDGE_BELOW],
+              "above": [i for i, s in enumerate(scores) if ACKNOWLEDGE_BELOW <= s < upper and situation(messages[i])]}
+    chosen = [i for group in groups.values() for i in group]
+    texts = [messages[i] for i in chosen]
+
+    def pick(options: list[tuple[str, ...]]) -> list[str]:
+        return [o[int(max(range(len(o)), key=lambda k: f[k]))] for o, f in zip(options, ranker.score(texts, options))]
+
+    generic = [QUESTION_ACKNOWLEDGEMENTS if is_question(t) else ACKNOWLEDGEMENTS for t in texts]
+    own = [situation(t).phrases if situation(t) else g for t, g in zip(texts, generic)]
+    replies = {"generic": pick(generic), "situational": pick(own),
+               "bank": [ranker.bank.answers[best[i]] for i in chosen]}
+    above = set(groups["above"])
+    replies["generic"] = [s if i in above else g for i, g, s in zip(chosen, replies["generic"], replies["situational"])]
+    sheet = out_dir / "acks.tsv"
+    if sheet.exists():
+        raise SystemExit(f"{sheet} exists: its key and ratings would no longer match")
+    key = write_sheet(sheet, texts, replies)
+    data = json.loads(key.read_text(encoding="utf-8"))
+    data["groups"] = {name: [chosen.index(i) for i in group] for name, group in groups.items()}
+    data["situations"] = [situation(t).name if situation(t) else None for t in texts]
+    data["scores"] = [round(float(scores[i]), 3) for i in chosen]
+    key.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    return sheet
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.candidate_study", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("sheets", "report", "export"))
+    parser.add_argument("action", choices=("sheets", "report", "export", "acks"))
     parser.add_argument("dir", type=Path, help="where the sheets, keys and rated copies are")
     parser.add_argument("--pools", nargs="+", default=["dev", "train"], choices=("dev", "train", "train2"),
                         help="sheets: which pools to write (default: %(default)s)")
@@ -207,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action == "sheets":
         write_sheets(args.dir, args.pools)
+    elif args.action == "acks":
+        print(acknowledgement_sheet(args.dir), file=sys.stderr)
     elif args.action == "export":
         from core_model.judgements import write_judged
 
