@@ -49,6 +49,10 @@ class TrainConfig:
     selector_members: int = field(default=SelectorConfig.members, metadata={
         "help": "dual encoders in the response selector, trained from successive seeds, their fits averaged"})
 
+    def __post_init__(self) -> None:
+        if self.selector_members < 1:
+            raise ValueError(f"selector_members is {self.selector_members}: a selector needs at least one member")
+
 
 def _batches(examples: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random | None):
     """Group examples of similar length into padded (inputs, targets) batches.

@@ -260,10 +260,12 @@ def messages_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     except (OSError, UnicodeDecodeError) as exc:
         print(f"chatbot eval: {args.messages}: {exc}", file=sys.stderr)
         return 2
-    replies = {}
-    for spec in args.model:
-        name, path, beam, bank = model_spec(spec, parser)
-        replies[name] = model_replies(path, messages, beam, bank)[0]
+    specs = [model_spec(spec, parser) for spec in args.model]
+    missing = [f"{name} ({path})" for name, path, _, _ in specs if not (Path(path) / "manifest.json").exists()]
+    if missing:  # a sheet without one of the systems asked for would compare less than it seems to
+        print(f"chatbot eval: no model at {', '.join(missing)}", file=sys.stderr)
+        return 2
+    replies = {name: model_replies(path, messages, beam, bank)[0] for name, path, beam, bank in specs}
     key = write_sheet(args.sheet, messages, replies)
     print(f"rating sheet: {args.sheet} ({len(messages)} messages); key: {key} (keep it from the raters)",
           file=sys.stderr)

@@ -36,7 +36,11 @@ def train_config(args: argparse.Namespace):
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.seed_config:
         values.update(SEED_CONFIG, vocab_size=2000, min_count=1, select_by="last", selector_epochs=0)
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except ValueError as error:  # a flag out of range: one line, like argparse's own errors
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="model directory to write")
     add_train_options(parser)
     args = parser.parse_args(argv)
+    cfg = train_config(args)
 
     from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
     from core_model.judgements import load_preferences
@@ -58,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from core_model.train import train
 
-    cfg = train_config(args)
     command = "chatbot " + shlex.join(["train", *(argv if argv is not None else sys.argv[1:])])
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
     train_pairs, held = split(pairs)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from core_model.evaluation import fluent
 from tests.conftest import REPO
 
@@ -70,6 +72,10 @@ def test_eval_writes_a_blind_sheet_for_messages_outside_the_corpus(tiny_model_di
     alone = subprocess.run([sys.executable, "-m", "chatbot", "eval", "--messages", str(tmp_path / "everyday.txt")],
                            cwd=REPO, capture_output=True, timeout=120)
     assert alone.returncode == 2 and b"--messages needs --sheet" in alone.stderr
+    gone = subprocess.run([sys.executable, "-m", "chatbot", "eval", "--messages", str(tmp_path / "everyday.txt"),
+                           "--sheet", str(tmp_path / "other.tsv"), "--model", f"bank={tiny_model_dir}@1:1",
+                           "--model", f"old={tmp_path / 'gone'}"], cwd=REPO, capture_output=True, timeout=120)
+    assert gone.returncode == 2 and b"no model at old" in gone.stderr and not (tmp_path / "other.tsv").exists()
 
 
 def test_fluency_rules():
@@ -118,3 +124,15 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     missing = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--model", str(tmp_path / "none")],
                              cwd=REPO, capture_output=True, timeout=300)
     assert missing.returncode == 2 and b"not a model directory" in missing.stderr
+
+
+@pytest.mark.parametrize("script, target", [("train", "--out"), ("bank", "--model")])
+def test_a_selector_without_members_is_refused_before_any_work(script, target, tmp_path, capsys):
+    """`--selector-members 0` is a usage error (exit 2, one line naming it) for train and bank, not a
+    failure deep inside training."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(f"scripts.{script}").main([target, str(tmp_path / "model"), "--selector-members", "0"])
+    assert stopped.value.code == 2
+    assert "selector" in capsys.readouterr().err and not (tmp_path / "model").exists()

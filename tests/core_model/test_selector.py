@@ -1,4 +1,5 @@
 """The response selector: trained on real ChatbotData pairs, it learns which answer fits; saved as weights + JSON."""
+import dataclasses
 import json
 import shutil
 
@@ -82,7 +83,7 @@ def test_members_are_averaged_and_saved_at_half_precision(trained, tmp_path):
     import keras
 
     plain, _, pairs = trained
-    config = SelectorConfig(**{**plain.config.__dict__, "members": 2, "epochs": 3})
+    config = dataclasses.replace(plain.config, members=2, epochs=3)
     pair, history = train_selector(pairs[:360], pairs[360:], config, verbose=False)
     assert [m["seed"] for m in history["members"]] == [42, 43] and len(pair.members) == 2
     assert 0.0 <= history["dev_recall_at_1_of_10"] <= 1.0
