@@ -7,7 +7,7 @@ message):
   it never saw these questions): the evaluation pool, two raters per sheet.
 - `train`: 1,000 questions of a 10% slice of the fit pairs, bank = the other 90%, a selector trained
   on those 90% only (the same recipe): labels a learned reranker could train on, one rater per sheet.
-- `train2` (`--pools train2`): the same from a second slice, none of the first's pairs.
+- `train2` (`--pools train2`), `train3`: the same from a second and a third slice, none of the others' pairs.
 
 `python -m scripts.candidate_study export DIR` writes the training pools' ratings to
 data/judged_answers.tsv, which the response selector learns from (`core_model.judgements`).
@@ -33,6 +33,7 @@ from pathlib import Path
 CANDIDATES = 5
 FEATURES = ("sim", "rank", "votes", "fit", "overlap", "mq_sel", "qfit", "logfreq", "alen", "mlen", "top", "gap")
 FITTING, UNFIT = 1.5, 0.5
+TRAINING_POOLS = ("train", "train2", "train3")
 
 
 def pools(names: Sequence[str] = ("dev", "train")) -> dict:
@@ -48,8 +49,10 @@ def pools(names: Sequence[str] = ("dev", "train")) -> dict:
     fit, dev = dev_split(split(read_pairs(BASE_CORPUS))[0])
     fit_rest, labelled = split(fit, 0.1, "rerank-labels")
     rest2, labelled2 = split(fit_rest, 0.11, "rerank-labels-2")  # a second slice, none of the first's pairs
+    rest3, labelled3 = split(rest2, 0.125, "rerank-labels-3")  # a third, none of the first two's
     recipes = {"dev": (fit, dev, 15, 200), "train": (fit_rest, labelled, 16, 1000),
-               "train2": (rest2 + labelled, labelled2, 17, 1000)}
+               "train2": (rest2 + labelled, labelled2, 17, 1000),
+               "train3": (rest3 + labelled + labelled2, labelled3, 18, 1000)}
     out = {}
     for name in names:
         bank_pairs, questions, seed, count = recipes[name]
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.candidate_study", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("sheets", "report", "export", "acks"))
     parser.add_argument("dir", type=Path, help="where the sheets, keys and rated copies are")
-    parser.add_argument("--pools", nargs="+", default=["dev", "train"], choices=("dev", "train", "train2"),
+    parser.add_argument("--pools", nargs="+", default=["dev", "train"], choices=("dev", *TRAINING_POOLS),
                         help="sheets: which pools to write (default: %(default)s)")
     parser.add_argument("out", nargs="?", type=Path, default=Path("data/judged_answers.tsv"),
                         help="export: the training pool's ratings as message, answer, rating (default: %(default)s)")
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "export":
         from core_model.judgements import write_judged
 
-        rows = sorted((m, a, r) for pool in ("train", "train2") for (m, a), r in rated(args.dir, pool).items())
+        rows = sorted((m, a, r) for pool in TRAINING_POOLS for (m, a), r in rated(args.dir, pool).items())
         write_judged(args.out, rows)
         print(f"{args.out}: {len(rows)} rated (message, answer) rows", file=sys.stderr)
     else:
