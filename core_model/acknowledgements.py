@@ -4,10 +4,14 @@ Below the responder's acknowledgement threshold the best bank answer is too ofte
 else. A generic "그랬군요. 조금 더 이야기해 줄래요?" is safe but blind raters never call it fitting; one
 that names what the message is about is ("발목 삐끗했어" -> "저런, 아프면 서럽죠. 무리하지 말고 쉬어요."). So each
 message is matched, first match wins, against situations the corpus leaves uncovered most often (read off
-the messages the training-side candidate pools acknowledge: pain, regret, being hurt, a breakup, a plan,
-a wish, a joy, a crush; for questions: reading a crush's signs, asking whether something is all right,
-a decision), and the selector picks among that situation's phrases. Patterns run on the text with its
-spaces and trailing laughter or punctuation removed, since Korean spacing in chat is loose.
+the messages the training-side candidate pools acknowledge), and the selector picks among that
+situation's phrases. Patterns run on the text with its spaces and trailing laughter or punctuation
+removed, since Korean spacing in chat is loose.
+
+Rated blind on the dev split (130 acknowledged messages, 2 raters, reports/ratings/dev-ack2): these
+acknowledgements 41% fitting / 4% unfit where the generic ones were 0% / 0%. Situations that rated no
+better than the generic acknowledgement were dropped: a crush ("마음이 많이 쓰이나 봐요" to "짝남이랑
+사귀기로 했어"), a crush's signs, and a decision to make (always rated 1, like the generic one).
 """
 from __future__ import annotations
 
@@ -70,7 +74,8 @@ BREAKUP = Situation(
     "breakup", _words("이별", "헤어[졌진지질]", "못잊", "잊혀", "잊어가", "잊을수", "잊으려", "잊어볼", "잊지못",
                       "미련", "지웠", "지우", "전여친", "전남친", "전애인", "생각나", "떠나갔", "떠나버", "나를떠",
                       "떠나보내", "부재", "떠오르", "재회"),
-    ("아직 마음이 많이 남아 있나 봐요. 천천히 정리해도 괜찮아요.", "이별은 시간이 필요해요. 너무 서두르지 말아요."))
+    ("아직 마음이 많이 남아 있나 봐요. 천천히 정리해도 괜찮아요.", "이별은 시간이 필요해요. 너무 서두르지 말아요."),
+    unless=_words("까봐", "할까봐"))  # a breakup feared is not one lived
 HARD = Situation(
     "hard feeling", _words("힘들", "힘드", "피곤", "지쳐", "지쳤", "지친", "우울", "슬퍼", "슬프", "외로", "외롭",
                            "허무", "초라", "속상", "서러", "서럽", "괴로", "괴롭", "불안", "짜증", "화나", "화가나",
@@ -80,8 +85,7 @@ HARD = Situation(
     ("마음이 많이 힘들겠어요. 무슨 일인지 더 이야기해 줄래요?", "그런 마음이 들 때가 있죠. 제가 들어 줄게요."))
 PLAN = Situation(
     "plan", re.compile("(" + "|".join(("야지", "야겠다", "야겠어", "야겠네", "야겠음", "려고", "려구", "려고해",
-                                        "할래", "할거야", "할거임", "갈거야", "갈래", "예정", "간다", "간당", "할게",
-                                        "해볼게")) + ")$"),
+                                        "할래", "할거야", "할거임", "예정", "할게", "해볼게")) + ")$"),
     ("좋은 생각이에요. 응원할게요!", "오, 좋네요! 잘 되길 바라요."))
 WISH = Situation(
     "wish", _words("고싶", "고파", "으면좋겠", "음좋겠", "면좋겠", "했으면", "좋을텐데"),
@@ -105,25 +109,14 @@ COLD = Situation(
 AGREE = Situation(
     "a taste", re.compile("(이지|만한게없는듯|만한게없어|만한게없지|나을듯|최고지|최고야)$"),
     ("맞아요, 저도 그렇게 생각해요!", "인정해요. 딱 그거죠."))
-CRUSH = Situation(
-    "crush", _words("짝사랑", "짝남", "짝녀", "썸", "고백", "좋아하는사람", "좋아하는애"),
-    ("마음이 많이 쓰이나 봐요. 어떻게 되든 응원할게요.",))
-CRUSH_SIGNS = Situation(
-    "a crush's signs", _words("썸임", "썸인", "썸일", "썸이야", "썸맞", "호감", "관심있", "그린라이트", "무슨뜻",
-                              "무슨의미", "좋아하는걸까", "좋아하는건가", "좋아하나", "마음이있는"),
-    ("관심이 있는 것 같은데요? 조금 더 다가가 봐요.", "좋은 신호 같아요. 천천히 알아가 봐요."))
 REASSURE = Situation(
     "is it all right", _words("괜찮을까", "괜찮나", "괜찮은가", "괜찮아", "괜찮겠", "해도될까", "해도되나", "해도돼",
                               "되는걸까", "이상한가", "이상해", "비정상", "정상인가", "정상이야", "나만그래",
                               "나만이래", "별로인가", "한걸까"),
     ("괜찮아요, 너무 걱정하지 말아요.", "전혀 이상하지 않아요. 괜찮아요."))
-DECISION = Situation(
-    "a decision", _words("할까", "말까", "나을까", "좋을까", "될까", "해야하나", "해야되나", "해야돼", "맞나", "맞아",
-                         "맞는걸까", "어떡하", "어떡해", "어떻해", "어떻하", "어쩌지", "각인가", r"하나\?*$"),
-    ("쉽지 않은 고민이네요. 충분히 생각해 보고 정해요.", "어느 쪽이든 스스로 정한 거라면 응원할게요."))
 
-STATEMENTS = (PAIN, COLD, REGRET, WANT_OUT, HURT, BREAKUP, HARD, MISHAP, PROUD, PLAN, WISH, AGREE, JOY, CRUSH)
-QUESTIONS = (REGRET, CRUSH_SIGNS, REASSURE, DECISION)
+STATEMENTS = (PAIN, COLD, REGRET, WANT_OUT, HURT, BREAKUP, HARD, MISHAP, PROUD, PLAN, WISH, AGREE, JOY)
+QUESTIONS = (REGRET, REASSURE)
 
 
 def situation(text: str) -> Situation | None:

@@ -113,10 +113,27 @@ def test_acknowledgements_never_assume_an_event_after_a_question(walk_model, tin
     assert all(r.text in acks.QUESTION_ACKNOWLEDGEMENTS for r in replies[:2])
     assert replies[2].text in acks.ACKNOWLEDGEMENTS
     assert replies[3].text in acks.PAIN.phrases and replies[4].text in acks.HARD.phrases
-    assert replies[5].text in acks.DECISION.phrases
+    assert replies[5].text in acks.QUESTION_ACKNOWLEDGEMENTS  # a decision: as generic as it gets
     assert replies[6].text == "산책하기 좋은 날이에요."
     assert [acks.is_question(t) for t in ("자야지", "배고파ㅠㅠ", "너 뭐해 ㅋㅋ", "어떡해...")] == \
         [False, False, True, True]
+
+
+def test_a_message_in_a_situation_is_acknowledged_up_to_its_own_threshold(walk_model, tiny_responder, monkeypatch):
+    """Between the two thresholds a message in a situation gets its acknowledgement, any other message
+    the best bank answer."""
+    from core_model import acknowledgements as acks
+    from core_model import responder
+
+    hybrid = Responder(walk_model, tokenizer=tiny_responder.tokenizer)
+    messages = ("발목 삐끗했어", "산책 다녀왔어")
+    scores = hybrid.ranker.best(list(messages))[1]
+    monkeypatch.setattr(responder, "GENERATE_BELOW", -1e9)
+    monkeypatch.setattr(responder, "ACKNOWLEDGE_BELOW", float(min(scores)) - 1)  # nobody below
+    monkeypatch.setattr(responder, "SITUATION_ACKNOWLEDGE_BELOW", float(max(scores)) + 1)  # everybody below
+    pain, plain = hybrid.replies([hybrid.prepare(t) for t in messages])
+    assert pain.source == "acknowledgement" and pain.text in acks.PAIN.phrases
+    assert plain.source == "bank" and plain.text in hybrid.ranker.bank.answers
 
 
 def test_each_situation_is_recognised_and_near_misses_are_not():
@@ -129,9 +146,9 @@ def test_each_situation_is_recognised_and_near_misses_are_not():
             "나를 너무 함부로 대해": "hurt", "사진 다 지우진 못하겠네": "breakup", "사는 게 허무해요": "hard feeling",
             "컴터 고장났나봐": "a mishap", "오늘 상 받았다": "good news", "술을 끊어야겠어.": "plan",
             "외제차 갖고 싶다": "wish", "여름에는 냉면이지": "a taste", "요리하는게 재밌어": "joy",
-            "홧김에 짝남한테 고백했다.": "crush", "회식하는데 나만 챙겨줘. 썸임?": "a crush's signs",
-            "데이트중에 정적 있어도 괜찮을까?": "is it all right", "헤어지자고 말할까": "a decision",
-            "아파트 샀어": None, "헤어스타일 바꿨어": None, "완전 재미 없거든": None, "시험 끝났다!": None,
+            "데이트중에 정적 있어도 괜찮을까?": "is it all right", "헤어지자고 말할까": None,
+            "동거하다가 헤어질까봐 걱정이야": None, "시간 잘 간다": None, "아파트 샀어": None,
+            "헤어스타일 바꿨어": None, "완전 재미 없거든": None, "시험 끝났다!": None,
             "왜 이렇게 피곤하지?": None}
     assert {text: getattr(acks.situation(text), "name", None) for text in said} == said
     assert acks.acknowledgements("왜 이렇게 피곤하지?") == acks.QUESTION_ACKNOWLEDGEMENTS
