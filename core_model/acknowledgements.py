@@ -53,6 +53,12 @@ def _words(*alternatives: str) -> re.Pattern[str]:
     return re.compile("|".join(alternatives))
 
 
+DISTRESS = Situation(
+    "distress", _words("죽고싶", "죽을래", "죽어버리", "죽을까", "사라지고싶", "없어지고싶", "살기싫", "사는게싫",
+                       "살고싶지않", "자해", "자살"),
+    ("많이 힘들었군요. 혼자 견디지 말아요. 109(자살예방상담전화)에 전화하면 언제든 이야기를 들어 줘요.",))
+"""A wish to die or disappear, statement or question, is answered with care and where to find help
+whatever the bank holds: the responder sends this for any score."""
 PAIN = Situation(
     "pain", _words("아파(?!트)", "아프", "다쳤", "다쳐", "삐었", "삔", "삐끗", "접질", "감기", "열나", "배탈", "두통",
                    "속이안좋", "속안좋", "속이진짜안좋", "속이너무안좋", "체했"),
@@ -89,7 +95,10 @@ PLAN = Situation(
     ("좋은 생각이에요. 응원할게요!", "오, 좋네요! 잘 되길 바라요."))
 WISH = Situation(
     "wish", _words("고싶", "고파", "으면좋겠", "음좋겠", "면좋겠", "했으면", "좋을텐데"),
-    ("그 마음 알 것 같아요. 꼭 그렇게 되면 좋겠어요.", "그렇게 되길 저도 바랄게요."))
+    ("그 마음 알 것 같아요. 꼭 그렇게 되면 좋겠어요.",),
+    unless=_words("보고싶", "보고파", "안[가-힣]{0,2}고싶", "싫", "도망"))
+"""Not a wish to cheer on: missing someone ("보고 싶어"), not wanting something, wanting out of it. Its
+second phrase, "그렇게 되길 저도 바랄게요.", was rated 0 after "현실에서 도망치고 싶어" on dev and is gone."""
 JOY = Situation(
     "joy", _words("재밌", "재미있", "즐거", "즐겁", "행복", "신나", "신난", "기뻐", "기쁘", "기쁜", "최고", "맛있",
                   "밥도둑", "설레", "설렌", "좋았", "좋다$", "좋아$", "좋네$", "합격", "붙었"),
@@ -115,8 +124,8 @@ REASSURE = Situation(
                               "나만이래", "별로인가", "한걸까"),
     ("괜찮아요, 너무 걱정하지 말아요.", "전혀 이상하지 않아요. 괜찮아요."))
 
-STATEMENTS = (PAIN, COLD, REGRET, WANT_OUT, HURT, BREAKUP, HARD, MISHAP, PROUD, PLAN, WISH, AGREE, JOY)
-QUESTIONS = (REGRET, REASSURE)
+STATEMENTS = (DISTRESS, PAIN, COLD, REGRET, WANT_OUT, HURT, BREAKUP, HARD, MISHAP, PROUD, PLAN, WISH, AGREE, JOY)
+QUESTIONS = (DISTRESS, REGRET, REASSURE)
 
 
 def situation(text: str) -> Situation | None:

@@ -11,13 +11,14 @@ speaks in its own words, so only those messages are decoded. Without a bank (or 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core_model import artifacts, device
-from core_model.acknowledgements import acknowledgements, situation
+from core_model.acknowledgements import DISTRESS, acknowledgements, situation
 from core_model.answer_bank import AnswerBank
 from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
@@ -50,7 +51,10 @@ FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
 def acknowledge_below(text: str) -> float:
     """The score under which this message gets an acknowledgement instead of the best bank answer."""
-    return SITUATION_ACKNOWLEDGE_BELOW if situation(text) else ACKNOWLEDGE_BELOW
+    found = situation(text)
+    if found is DISTRESS:
+        return math.inf  # care and where to find help, whatever the bank holds
+    return SITUATION_ACKNOWLEDGE_BELOW if found else ACKNOWLEDGE_BELOW
 
 
 def render(vocab: Vocab, row: list[int]) -> tuple[str, bool]:
@@ -152,18 +156,20 @@ class Responder:
         texts = [p.text for p in batch]
         best, scores = ranker.best(texts)
         same = [by_key.get(text_key(t), []) for t in texts]
-        fits = iter(ranker.score([t for t, js in zip(texts, same) if js],
-                                 [[ranker.bank.answers[j] for j in js] for js in same if js]))
+        answered = [i for i, js in enumerate(same) if js]
+        fits = dict(zip(answered, ranker.score([texts[i] for i in answered],
+                                               [[ranker.bank.answers[j] for j in same[i]] for i in answered])))
+        below = [acknowledge_below(t) for t in texts]
         unsure = [i for i, (score, js) in enumerate(zip(scores, same))
-                  if not js and GENERATE_BELOW <= score < acknowledge_below(texts[i])]
+                  if below[i] == math.inf or (not js and GENERATE_BELOW <= score < below[i])]
         phrases = {i: acknowledgements(texts[i]) for i in unsure}
         acks = dict(zip(unsure, ranker.score([texts[i] for i in unsure], [phrases[i] for i in unsure])))
         out: list[Reply | None] = []
         for i, (j, score, js) in enumerate(zip(best, scores, same)):
-            if js:
-                out.append(Reply(safe_text(ranker.bank.answers[js[int(np.argmax(next(fits)))]]), True, "bank"))
-            elif i in acks:
+            if i in acks:
                 out.append(Reply(phrases[i][int(np.argmax(acks[i]))], True, "acknowledgement"))
+            elif js:
+                out.append(Reply(safe_text(ranker.bank.answers[js[int(np.argmax(fits[i]))]]), True, "bank"))
             elif score >= GENERATE_BELOW:
                 out.append(Reply(safe_text(ranker.bank.answers[j]), True, "bank"))
             else:
