@@ -203,12 +203,12 @@ def report(out_dir: Path) -> dict:
             "picks_on_dev": systems, "shipped_with_acknowledgement_below": gate}
 
 
-def acknowledgement_sheet(out_dir: Path, upper: float = 1.05) -> Path:
+def acknowledgement_sheet(out_dir: Path, band: tuple[float, float] | None = None) -> Path:
     """A blind sheet of what the dev split's acknowledged messages could get: the generic acknowledgement
     (a question's or a statement's), the situation's (`core_model.acknowledgements`) and the best bank
-    answer; and for messages in a situation scoring from the threshold up to `upper`, the situation's
-    acknowledgement beside the bank answer they get today (would a higher threshold for them pay?).
-    The key's `groups` says which message is in which group."""
+    answer; and for messages in a situation scoring from the threshold up to 1.05, the situation's
+    acknowledgement beside the bank answer (would a higher threshold for them pay?). With `band`, only
+    the messages in a situation scoring within it. The key's `groups` says which message is in which group."""
     from bot.paths import BASE_CORPUS, default_model_dir
     from core_model.acknowledgements import ACKNOWLEDGEMENTS, QUESTION_ACKNOWLEDGEMENTS, is_question, situation
     from core_model.answer_bank import AnswerBank
@@ -223,8 +223,9 @@ def acknowledgement_sheet(out_dir: Path, upper: float = 1.05) -> Path:
     ranker = AnswerRanker(AnswerBank.from_pairs([(p.q, p.a, None) for p in fit]), load(default_model_dir()).selector)
     messages = sorted({normalize(p.q) for p in dev})
     best, scores = ranker.best(messages)
-    groups = {"acknowledged": [i for i, s in enumerate(scores) if GENERATE_BELOW <= s < ACKNOWLEDGE_BELOW],
-              "above": [i for i, s in enumerate(scores) if ACKNOWLEDGE_BELOW <= s < upper and situation(messages[i])]}
+    low, high = band or (ACKNOWLEDGE_BELOW, 1.05)
+    groups = {"acknowledged": [] if band else [i for i, s in enumerate(scores) if GENERATE_BELOW <= s < low],
+              "above": [i for i, s in enumerate(scores) if low <= s < high and situation(messages[i])]}
     chosen = [i for group in groups.values() for i in group]
     texts = [messages[i] for i in chosen]
 
@@ -237,7 +238,7 @@ def acknowledgement_sheet(out_dir: Path, upper: float = 1.05) -> Path:
                "bank": [ranker.bank.answers[best[i]] for i in chosen]}
     above = set(groups["above"])
     replies["generic"] = [s if i in above else g for i, g, s in zip(chosen, replies["generic"], replies["situational"])]
-    sheet = out_dir / "acks.tsv"
+    sheet = out_dir / ("acks.tsv" if band is None else f"acks-{low}-{high}.tsv")
     if sheet.exists():
         raise SystemExit(f"{sheet} exists: its key and ratings would no longer match")
     key = write_sheet(sheet, texts, replies)
@@ -256,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pools", nargs="+", choices=("dev", *TRAINING_POOLS),
                         help="sheets: which pools to write (default: dev train); export: which training pools' "
                              f"ratings (default: {' '.join(EXPORTED_POOLS)})")
+    parser.add_argument("--band", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                        help="acks: only messages in a situation scoring from LOW to HIGH (situational vs bank)")
     parser.add_argument("out", nargs="?", type=Path, default=Path("data/judged_answers.tsv"),
                         help="export: the training pool's ratings as message, answer, rating (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.action == "sheets":
         write_sheets(args.dir, args.pools or ["dev", "train"])
     elif args.action == "acks":
-        print(acknowledgement_sheet(args.dir), file=sys.stderr)
+        print(acknowledgement_sheet(args.dir, tuple(args.band) if args.band else None), file=sys.stderr)
     elif args.action == "export":
         from core_model.judgements import write_judged
 
