@@ -163,7 +163,8 @@ def test_each_situation_is_recognised_and_near_misses_are_not():
             "외제차 갖고 싶다": "wish", "여름에는 냉면이지": "a taste", "요리하는게 재밌어": "joy",
             "데이트중에 정적 있어도 괜찮을까?": "is it all right", "헤어지자고 말할까": None,
             "동거하다가 헤어질까봐 걱정이야": None, "시간 잘 간다": None, "아파트 샀어": None,
-            "헤어스타일 바꿨어": None, "완전 재미 없거든": None, "시험 끝났다!": None,
+            "헤어스타일 바꿨어": None, "마음이 아파": "hard feeling", "썸은 좋았는데 연애는 별로": None,
+            "다른 사람은 다 행복해보여": None, "완전 재미 없거든": None, "시험 끝났다!": None,
             "왜 이렇게 피곤하지?": None}
     assert {text: getattr(acks.situation(text), "name", None) for text in said} == said
     assert acks.acknowledgements("왜 이렇게 피곤하지?") == acks.QUESTION_ACKNOWLEDGEMENTS
