@@ -149,7 +149,8 @@ class Responder:
         """The best-fitting bank answer per message, or None where the model should speak.
 
         A question the bank holds as it is (spacing and punctuation aside) is answered from the
-        answers to it: what the corpus, or a user's `/teach`, says to exactly this question comes first.
+        answers to it: what the corpus, or a user's `/teach`, says to exactly this question comes first,
+        after one thing only: a wish to die or disappear, which always gets care and a helpline.
         """
         ranker, by_key = self.ranker, self._by_key  # one consistent bank even if a new one is swapped in
         assert ranker is not None
