@@ -29,6 +29,7 @@ from bot.steps import AllowList, Dedupe, IgnoreBots, OnlyAddressed, Step
 from bot.store import Exchange, OutboxRow, Store
 from bot.teaching import TaughtAnswers, TaughtPair
 from bot.worker import InferenceWorker
+from core_model.acknowledgements import is_distress
 from core_model.text import normalize
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,8 @@ class Pipeline:
                                   error="shutting down")
         elif limit and not self.limiter.allow(f"{msg.platform}:{msg.user_id}"):
             result = WorkerResult(Outcome.RATE_LIMITED, USER_TEXT[Outcome.RATE_LIMITED], self.worker.version)
-        elif (taught := self.taught.lookup(msg.platform, msg.user_id, msg.text)) is not None:
+        elif not is_distress(msg.text) and (taught := self.taught.lookup(msg.platform, msg.user_id,
+                                                                         msg.text)) is not None:
             result = WorkerResult(Outcome.REPLIED, taught, self.worker.version)
         else:
             try:

@@ -137,6 +137,11 @@ def situation(text: str) -> Situation | None:
     return next((s for s in (QUESTIONS if is_question(text) else STATEMENTS) if s.matches(joined)), None)
 
 
+def is_distress(text: str) -> bool:
+    """A wish to die or disappear: answered with care by the responder, never by a taught or bank answer."""
+    return situation(text) is DISTRESS
+
+
 def acknowledgements(text: str) -> tuple[str, ...]:
     """The acknowledgements that suit a message: its situation's, or a question's or a statement's."""
     found = situation(text)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core_model import artifacts, device
-from core_model.acknowledgements import DISTRESS, acknowledgements, situation
+from core_model.acknowledgements import acknowledgements, is_distress, situation
 from core_model.answer_bank import AnswerBank
 from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
@@ -51,10 +51,9 @@ FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
 def acknowledge_below(text: str) -> float:
     """The score under which this message gets an acknowledgement instead of the best bank answer."""
-    found = situation(text)
-    if found is DISTRESS:
+    if is_distress(text):
         return math.inf  # care and where to find help, whatever the bank holds
-    return SITUATION_ACKNOWLEDGE_BELOW if found else ACKNOWLEDGE_BELOW
+    return SITUATION_ACKNOWLEDGE_BELOW if situation(text) else ACKNOWLEDGE_BELOW
 
 
 def render(vocab: Vocab, row: list[int]) -> tuple[str, bool]:

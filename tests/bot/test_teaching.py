@@ -72,6 +72,17 @@ async def test_terminal_teach_is_live_for_the_teacher_and_global_after_approval(
     await bot.stop()
 
 
+async def test_a_taught_answer_never_replies_to_a_wish_to_die(tmp_path):
+    """The responder answers "죽고 싶어" with care and a helpline; a taught answer must not get in first."""
+    bot = await Daemonless(tmp_path / "chat.sqlite3").start()
+    me = TerminalSession(bot.pipeline, "me")
+    assert await me.handle_line("죽고 싶어") == "모델의 답"
+    assert "배웠어요" in await me.handle_line("/teach 그래요.")
+    assert await me.handle_line("죽고 싶어") == "모델의 답"  # the worker's reply, not the taught one
+    assert await me.handle_line(Q) == "모델의 답"
+    await bot.stop()
+
+
 async def test_platform_commands_refuse_non_admins_and_harmful_answers(tmp_path):
     bot = await Daemonless(tmp_path / "db.sqlite3").start()
     chat = InProcessAdapter(bot.pipeline, user_id="alice")
