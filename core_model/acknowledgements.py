@@ -142,9 +142,12 @@ def is_distress(text: str) -> bool:
     return situation(text) is DISTRESS
 
 
-def acknowledgements(text: str) -> tuple[str, ...]:
-    """The acknowledgements that suit a message: its situation's, or a question's or a statement's."""
-    found = situation(text)
-    if found is not None:
-        return found.phrases
+def generic_acknowledgements(text: str) -> tuple[str, ...]:
+    """For a message in no situation: a question's, or a statement's."""
     return QUESTION_ACKNOWLEDGEMENTS if is_question(text) else ACKNOWLEDGEMENTS
+
+
+def acknowledgements(text: str) -> tuple[str, ...]:
+    """The acknowledgements that suit a message: its situation's, or the generic ones."""
+    found = situation(text)
+    return found.phrases if found else generic_acknowledgements(text)

@@ -11,14 +11,13 @@ speaks in its own words, so only those messages are decoded. Without a bank (or 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core_model import artifacts, device
-from core_model.acknowledgements import acknowledgements, is_distress, situation
+from core_model.acknowledgements import DISTRESS, Situation, acknowledgements, situation
 from core_model.answer_bank import AnswerBank
 from core_model.data import text_key
 from core_model.decode import BeamDecoder, GreedyDecoder
@@ -49,11 +48,10 @@ the best bank answer 32% / 43%."""
 FALLBACK_REPLY = "음, 뭐라고 답해야 할지 모르겠어요."
 
 
-def acknowledge_below(text: str) -> float:
-    """The score under which this message gets an acknowledgement instead of the best bank answer."""
-    if is_distress(text):
-        return math.inf  # care and where to find help, whatever the bank holds
-    return SITUATION_ACKNOWLEDGE_BELOW if situation(text) else ACKNOWLEDGE_BELOW
+def acknowledge_below(found: Situation | None) -> float:
+    """The score under which a message in situation `found` (None: in none) gets an acknowledgement
+    instead of the best bank answer. A wish to die gets one whatever its score (`DISTRESS`)."""
+    return SITUATION_ACKNOWLEDGE_BELOW if found else ACKNOWLEDGE_BELOW
 
 
 def render(vocab: Vocab, row: list[int]) -> tuple[str, bool]:
@@ -159,9 +157,9 @@ class Responder:
         answered = [i for i, js in enumerate(same) if js]
         fits = dict(zip(answered, ranker.score([texts[i] for i in answered],
                                                [[ranker.bank.answers[j] for j in same[i]] for i in answered])))
-        below = [acknowledge_below(t) for t in texts]
-        unsure = [i for i, (score, js) in enumerate(zip(scores, same))
-                  if below[i] == math.inf or (not js and GENERATE_BELOW <= score < below[i])]
+        found = [situation(t) for t in texts]
+        unsure = [i for i, (score, js, there) in enumerate(zip(scores, same, found))
+                  if there is DISTRESS or (not js and GENERATE_BELOW <= score < acknowledge_below(there))]
         phrases = {i: acknowledgements(texts[i]) for i in unsure}
         acks = dict(zip(unsure, ranker.score([texts[i] for i in unsure], [phrases[i] for i in unsure])))
         out: list[Reply | None] = []

@@ -210,7 +210,7 @@ def acknowledgement_sheet(out_dir: Path, band: tuple[float, float] | None = None
     acknowledgement beside the bank answer (would a higher threshold for them pay?). With `band`, only
     the messages in a situation scoring within it. The key's `groups` says which message is in which group."""
     from bot.paths import BASE_CORPUS, default_model_dir
-    from core_model.acknowledgements import ACKNOWLEDGEMENTS, QUESTION_ACKNOWLEDGEMENTS, is_question, situation
+    from core_model.acknowledgements import acknowledgements, generic_acknowledgements, situation
     from core_model.answer_bank import AnswerBank
     from core_model.artifacts import load
     from core_model.data import dev_split, read_pairs, split
@@ -232,8 +232,9 @@ def acknowledgement_sheet(out_dir: Path, band: tuple[float, float] | None = None
     def pick(options: list[tuple[str, ...]]) -> list[str]:
         return [o[int(max(range(len(o)), key=lambda k: f[k]))] for o, f in zip(options, ranker.score(texts, options))]
 
-    generic = [QUESTION_ACKNOWLEDGEMENTS if is_question(t) else ACKNOWLEDGEMENTS for t in texts]
-    own = [situation(t).phrases if situation(t) else g for t, g in zip(texts, generic)]
+    found = [situation(t) for t in texts]
+    generic = [generic_acknowledgements(t) for t in texts]
+    own = [acknowledgements(t) for t in texts]
     replies = {"generic": pick(generic), "situational": pick(own),
                "bank": [ranker.bank.answers[best[i]] for i in chosen]}
     above = set(groups["above"])
@@ -244,7 +245,7 @@ def acknowledgement_sheet(out_dir: Path, band: tuple[float, float] | None = None
     key = write_sheet(sheet, texts, replies)
     data = json.loads(key.read_text(encoding="utf-8"))
     data["groups"] = {name: [chosen.index(i) for i in group] for name, group in groups.items()}
-    data["situations"] = [situation(t).name if situation(t) else None for t in texts]
+    data["situations"] = [there.name if there else None for there in found]
     data["scores"] = [round(float(scores[i]), 3) for i in chosen]
     key.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     return sheet
