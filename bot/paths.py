@@ -15,6 +15,7 @@ REPO_ROOT = _root()
 MODELS_DIR = REPO_ROOT / "models"
 BASE_CORPUS = REPO_ROOT / "data" / "ChatbotData.csv"
 BASE_JUDGED = REPO_ROOT / "data" / "judged_answers.tsv"  # raters' judgements the selector learns from
+WRITTEN_PAIRS = REPO_ROOT / "data" / "written_pairs.csv"  # answers written for the bank (scripts/curate_written.py)
 
 
 def shown(path: str | Path) -> str:

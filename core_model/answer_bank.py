@@ -26,6 +26,7 @@ class AnswerBank:
     questions: list[str]
     answers: list[str]
     answer_tokens: list[list[str]] | None = None  # Okt tokens of each answer, for the model to score
+    written: list[bool] | None = None  # which pairs were written for the bank (data/written_pairs.csv)
     _vectorizer: object = field(default=None, init=False, repr=False)
     _index: object = field(default=None, init=False, repr=False)
 
@@ -34,6 +35,9 @@ class AnswerBank:
             raise ValueError("an answer bank needs as many answers as questions, and at least one")
         if self.answer_tokens is not None and len(self.answer_tokens) != len(self.answers):
             raise ValueError("answer_tokens must have one entry per answer")
+        self.written = [bool(w) for w in self.written] if self.written is not None else [False] * len(self.answers)
+        if len(self.written) != len(self.answers):
+            raise ValueError("written must have one entry per answer")
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         char_ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).build_analyzer()
@@ -42,12 +46,24 @@ class AnswerBank:
         self._index = self._vectorizer.fit_transform(self.questions)  # rows are L2-normalized
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[tuple[str, str, list[str] | None]]) -> AnswerBank:
-        """(question, answer, answer tokens or None) triples; repeated question/answer pairs are kept once."""
-        unique = list({(q, a): (q, a, t) for q, a, t in pairs}.values())
-        tokens = [t for _, _, t in unique]
-        return cls([q for q, _, _ in unique], [a for _, a, _ in unique],
-                   None if any(t is None for t in tokens) else tokens)
+    def from_pairs(cls, pairs: Sequence[tuple[str, str, list[str] | None]],
+                   written: Sequence[tuple[str, str, list[str] | None]] = ()) -> AnswerBank:
+        """(question, answer, answer tokens or None) triples of the corpus, then of the pairs written for the
+        bank; a repeated question/answer pair is kept once (as the corpus's if it is there)."""
+        unique: dict[tuple[str, str], tuple[str, str, list[str] | None, bool]] = {}
+        for triples, is_written in ((pairs, False), (written, True)):
+            for q, a, t in triples:
+                unique.setdefault((q, a), (q, a, t, is_written))
+        rows = list(unique.values())
+        tokens = [t for _, _, t, _ in rows]
+        return cls([q for q, *_ in rows], [a for _, a, *_ in rows],
+                   None if any(t is None for t in tokens) else tokens, [w for *_, w in rows])
+
+    def extended(self, pairs: Sequence[tuple[str, str]]) -> AnswerBank:
+        """This bank plus `pairs` (approved taught answers: a person's answer to that question, not written for
+        the bank). Answer tokens are dropped: they are only for studies of a model directory's own bank."""
+        return AnswerBank(self.questions + [q for q, _ in pairs], self.answers + [a for _, a in pairs],
+                          written=self.written + [False] * len(pairs))
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -67,10 +83,11 @@ class AnswerBank:
         return np.take_along_axis(top, order, 1), np.take_along_axis(top_sims, order, 1)
 
     def save(self, path: Path) -> None:
-        data = {"questions": self.questions, "answers": self.answers, "answer_tokens": self.answer_tokens}
+        data = {"questions": self.questions, "answers": self.answers, "answer_tokens": self.answer_tokens,
+                "written": [int(w) for w in self.written or []]}
         path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> AnswerBank:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(list(data["questions"]), list(data["answers"]), data.get("answer_tokens"))
+        return cls(list(data["questions"]), list(data["answers"]), data.get("answer_tokens"), data.get("written"))

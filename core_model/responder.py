@@ -108,9 +108,7 @@ class Responder:
         bank = self.loaded.bank
         if self.ranker is None or bank is None:
             return
-        if pairs:
-            bank = AnswerBank(bank.questions + [q for q, _ in pairs], bank.answers + [a for _, a in pairs])
-        self._use_bank(bank)
+        self._use_bank(bank.extended(pairs) if pairs else bank)
 
     @property
     def version(self) -> str:

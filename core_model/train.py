@@ -148,8 +148,11 @@ def _dataset(examples, batch_size: int, seed: int | None) -> tuple[tf.data.Datas
 def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
           dev_pairs: list[Pair] | None = None, held_pairs: list[Pair] | None = None,
           extra_info: dict | None = None, verbose: int | str = "auto", tokenizer: Tokenizer | None = None,
-          judged: Sequence[tuple[str, str, str]] = ()) -> dict:
+          judged: Sequence[tuple[str, str, str]] = (), written: Sequence[Pair] = ()) -> dict:
     """Train a model on `train_pairs` and write its directory; returns the manifest.
+
+    `written`: pairs written for the answer bank (data/written_pairs.csv): the bank holds them beside
+    the corpus's pairs, but neither the seq2seq model nor the selector learns from them.
 
     `judged`: raters' (message, fitting answer, unfit answer) preferences the response selector also
     learns from (`core_model.judgements`).
@@ -174,6 +177,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     train_tok = tokenized(train_pairs, "training pairs")
     dev_tok = tokenized(dev_pairs, "dev pairs")
     held_tok = tokenized(held_pairs, "held-out pairs")
+    written_tok = tokenized(list(written), "written pairs")
     vocab = Vocab.build([s for qa in train_tok for s in qa], cfg.vocab_size, cfg.min_count)
     max_in = min(LENGTH_CAP, max(len(q) for q, _ in train_tok) or 1)
     max_out = min(LENGTH_CAP, max(len(a) for _, a in train_tok) + 1)
@@ -210,7 +214,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         kept = int(np.argmin(curves["val_loss"]))
     heldout_loss = token_loss(model, enc(held_tok)) if held_tok else None
     # Every pair the model may learn from (the dev pairs too, never the held-out ones) can be answered verbatim.
-    bank = AnswerBank.from_pairs([(p.q, p.a, a) for p, (_, a) in zip(train_pairs + dev_pairs, train_tok + dev_tok)])
+    bank = AnswerBank.from_pairs([(p.q, p.a, a) for p, (_, a) in zip(train_pairs + dev_pairs, train_tok + dev_tok)],
+                                 [(p.q, p.a, a) for p, (_, a) in zip(written, written_tok)])
     selector, selector_info = None, None
     if cfg.selector_epochs > 0:
         selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs], [(p.q, p.a) for p in dev_pairs],
@@ -228,7 +233,7 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
         "heldout_loss": heldout_loss,
         "train_loss": curves["loss"][kept],
         "history": curves,
-        "bank": {"pairs": len(bank)},
+        "bank": {"pairs": len(bank), **({"written_pairs": len(written)} if written else {})},
         **({"selector": selector_info} if selector_info else {}),
         **(extra_info or {}),
     }

@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict
 
 from bot.paths import BASE_CORPUS, BASE_JUDGED, shown
+from scripts.train import add_written_option, written_pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="base corpus, Q,A[,label] CSV (default: the ChatbotData copy in data/)")
     parser.add_argument("--pairs", action="append", default=[], metavar="CSV",
                         help="more pairs, all kept (e.g. from `chatbot export-pairs`); repeatable")
+    add_written_option(parser)
     parser.add_argument("--model", default=None, help="model directory (default: models/current or models/default)")
     parser.add_argument("--selector-epochs", type=int, default=None, metavar="N",
                         help="train the response selector for N epochs on the bank's pairs (the dev split picks the "
@@ -53,16 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         base = split(read_pairs(args.data))[0]
         taught = [p for path in args.pairs for p in read_pairs(path)]
         judged = load_preferences(args.judged)
+        written, written_path = written_pairs(args.written, args.data)
     except (DataError, ModelLoadError, OSError, ValueError) as exc:
         print(f"chatbot bank: {exc}", file=sys.stderr)
         return 2
     from core_model.tokenizer import Tokenizer
 
     tokenizer = Tokenizer()
-    triples = [(p.q, p.a, tokenizer.tokenize(p.a)) for p in tqdm(base + taught, desc="tokenizing answers", unit="pair")]
-    bank = AnswerBank.from_pairs(triples)
+    triples = [(p.q, p.a, tokenizer.tokenize(p.a))
+               for p in tqdm(base + taught + written, desc="tokenizing answers", unit="pair")]
+    bank = AnswerBank.from_pairs(triples[:len(base) + len(taught)], triples[len(base) + len(taught):])
     command = "chatbot " + shlex.join(["bank", *(argv if argv is not None else sys.argv[1:])])
-    data = [{"path": shown(path), "sha256": file_sha256(path)} for path in [args.data, *args.pairs]]
+    data = [{"path": shown(path), "sha256": file_sha256(path)}
+            for path in [args.data, *args.pairs, *([written_path] if written_path else [])]]
     attach_bank(model_dir, bank, {"pairs": len(bank), "command": command, "data": data})
     epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
     if epochs > 0:

@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scripts.train import add_train_options, train_config
+from scripts.train import add_train_options, train_config, written_pairs
 
 
 def promote(models_dir: Path, version_dir: Path) -> None:
@@ -100,7 +100,7 @@ def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir
+    from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir, shown
 
     parser = argparse.ArgumentParser(prog="chatbot retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", required=True, help="CSV from `chatbot export-pairs`")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from core_model.artifacts import write_manifest
-    from core_model.data import DataError, dev_split, read_pairs, split
+    from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
     from core_model.judgements import load_preferences
     from core_model.tokenizer import Tokenizer
     from core_model.train import train
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base, logged = read_pairs(args.base), read_pairs(args.pairs)
         judged = load_preferences(args.judged)
+        written, written_path = written_pairs(args.written, args.base)
     except (DataError, OSError, ValueError) as exc:
         print(f"chatbot retrain: {exc}", file=sys.stderr)
         return 2
@@ -138,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"retraining on {len(base_train)} base + {len(logged)} logged pairs (x{args.pair_weight}), "
           f"{len(held)} held out -> {out}", file=sys.stderr)
     manifest = train(base_train + logged * args.pair_weight, out, cfg, dev, held, tokenizer=tokenizer, judged=judged,
+                     written=written,
                      extra_info={"command": "chatbot " + shlex.join(["retrain", *(argv or sys.argv[1:])]),
-                                 "logged_pairs": len(logged), "pair_weight": args.pair_weight})
+                                 "logged_pairs": len(logged), "pair_weight": args.pair_weight,
+                                 **({"written": {"path": shown(written_path), "sha256": file_sha256(written_path)}}
+                                    if written_path else {})})
     reasons = judge(out, baseline_dir, held, tokenizer, manifest)
     write_manifest(out, manifest)
     if reasons:

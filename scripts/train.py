@@ -5,8 +5,9 @@ import argparse
 import shlex
 import sys
 from dataclasses import fields
+from pathlib import Path
 
-from bot.paths import BASE_CORPUS, BASE_JUDGED
+from bot.paths import BASE_CORPUS, BASE_JUDGED, WRITTEN_PAIRS, shown
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +25,28 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judged", default=str(BASE_JUDGED), metavar="TSV",
                         help="raters' judgements of answers the response selector also learns from "
                              "(`core_model.judgements`; '' for none; default: %(default)s)")
+    add_written_option(parser)
     parser.add_argument("--seed-config", action="store_true",
                         help="the notebook's recipe: embedding 64, LSTM 512, vocabulary 2000, no attention, "
                              "last epoch kept")
+
+
+def add_written_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--written", default=None, metavar="CSV",
+                        help="pairs written for the answer bank, which holds them beside the corpus's (default: "
+                             f"{WRITTEN_PAIRS.relative_to(WRITTEN_PAIRS.parents[1])} with the default corpus, none "
+                             "with another; '' for none)")
+
+
+def written_pairs(path: str | None, corpus: str | Path) -> tuple[list, str | None]:
+    """-> (the written pairs, their file or None). By default the shipped ones go with the shipped corpus only:
+    they were written beside it, and leave out its held-out questions."""
+    from core_model.data import read_pairs
+
+    if path is None:
+        shipped = Path(corpus).resolve() == BASE_CORPUS.resolve() and WRITTEN_PAIRS.is_file()
+        path = str(WRITTEN_PAIRS) if shipped else ""
+    return (read_pairs(path), path) if path else ([], None)
 
 
 def train_config(args: argparse.Namespace):
@@ -58,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pairs = read_pairs(args.data)
         judged = load_preferences(args.judged)
+        written, written_path = written_pairs(args.written, args.data)
     except (DataError, OSError, ValueError) as exc:
         print(f"chatbot train: {exc}", file=sys.stderr)
         return 2
@@ -67,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {len(pairs)} pairs from {args.data} -> {args.out}", file=sys.stderr)
     train_pairs, held = split(pairs)
     fit_pairs, dev = dev_split(train_pairs)
-    manifest = train(fit_pairs, args.out, cfg, dev, held, judged=judged, extra_info={
-        "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)}})
+    manifest = train(fit_pairs, args.out, cfg, dev, held, judged=judged, written=written, extra_info={
+        "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)},
+        **({"written": {"path": shown(written_path), "sha256": file_sha256(written_path)}} if written_path else {})})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
           f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})",
           file=sys.stderr)

@@ -17,16 +17,21 @@ def flags(**override):
 
 
 async def test_retrain_promotes_only_when_not_worse_and_worker_serves_it(tmp_path, tiny_model_dir):
-    base, pairs = tmp_path / "base.csv", tmp_path / "pairs.csv"
+    base, pairs, written = tmp_path / "base.csv", tmp_path / "pairs.csv", tmp_path / "written.csv"
     write_pairs(base, corpus_pairs(80, start=200))
     write_pairs(pairs, [Pair("우리 봇 이름이 뭐야", "저는 한국어 챗봇이에요.")])
+    write_pairs(written, [Pair("비행기 타러 간다", "설레겠어요! 조심히 다녀와요.")])
     models = tmp_path / "models"
     models.mkdir()
-    common = ["--pairs", str(pairs), "--base", str(base), "--models-dir", str(models)]
+    common = ["--pairs", str(pairs), "--base", str(base), "--models-dir", str(models), "--written", str(written)]
 
     # Early stopping on the held-out split: nothing to compare with yet, so it is promoted.
     assert retrain.main([*common, "--out", str(models / "v2"), *flags(epochs=20, patience=2)]) == 0
     assert (models / "current").is_symlink() and os.readlink(models / "current") == "v2"
+    v2 = json.loads((models / "v2" / "manifest.json").read_text())
+    bank_v2 = json.loads((models / "v2" / "bank.json").read_text())
+    assert ("비행기 타러 간다", "설레겠어요! 조심히 다녀와요.") in zip(bank_v2["questions"], bank_v2["answers"])
+    assert v2["bank"]["written_pairs"] == 1 and v2["written"]["path"] == str(written)  # a retrain keeps them
 
     worker = InferenceWorker(tiny_model_dir)
     await worker.start()

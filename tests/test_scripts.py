@@ -108,14 +108,17 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     write_pairs(tmp_path / "corpus.csv", pairs)
     taught = [Pair("우리 고양이 이름은?", "나비예요."), Pair("우리 고양이 이름은?", "나비예요.")]
     write_pairs(tmp_path / "taught.csv", taught)
+    write_pairs(tmp_path / "written.csv", [Pair("비행기 타러 간다", "설레겠어요! 조심히 다녀와요.")])
     proc = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--data", str(tmp_path / "corpus.csv"),
                            "--pairs", str(tmp_path / "taught.csv"), "--model", str(model),
-                           "--selector-members", "1"],
+                           "--written", str(tmp_path / "written.csv"), "--selector-members", "1"],
                           cwd=REPO, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     train, held = split(pairs)
     loaded = load(model)  # the manifest pins the new bank
-    expected = {(p.q, p.a) for p in train} | {("우리 고양이 이름은?", "나비예요.")}
+    expected = {(p.q, p.a) for p in train} | {("우리 고양이 이름은?", "나비예요."),
+                                               ("비행기 타러 간다", "설레겠어요! 조심히 다녀와요.")}
+    assert str(tmp_path / "written.csv") in [d["path"] for d in loaded.manifest["bank"]["data"]]
     assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
     assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
     assert loaded.selector is not None and loaded.manifest["selector"]["epoch_kept"] >= 1  # retrained on the bank
@@ -136,3 +139,19 @@ def test_a_selector_without_members_is_refused_before_any_work(script, target, t
         importlib.import_module(f"scripts.{script}").main([target, str(tmp_path / "model"), "--selector-members", "0"])
     assert stopped.value.code == 2
     assert "selector" in capsys.readouterr().err and not (tmp_path / "model").exists()
+
+
+def test_the_written_pairs_go_with_the_shipped_corpus_only(tmp_path):
+    """They were written beside ChatbotData (leaving out its held-out questions): another corpus gets none
+    unless asked for, and '' turns them off."""
+    from bot.paths import BASE_CORPUS, WRITTEN_PAIRS
+    from core_model.data import Pair, write_pairs
+    from scripts.train import written_pairs
+
+    shipped, path = written_pairs(None, BASE_CORPUS)
+    assert path == str(WRITTEN_PAIRS) and len(shipped) > 1000
+    assert written_pairs(None, tmp_path / "other.csv") == ([], None)
+    assert written_pairs("", BASE_CORPUS) == ([], None)
+    mine = [Pair("비행기 타러 간다", "설레겠어요!")]
+    write_pairs(tmp_path / "w.csv", mine)
+    assert written_pairs(str(tmp_path / "w.csv"), tmp_path / "other.csv") == (mine, str(tmp_path / "w.csv"))

@@ -26,10 +26,29 @@ def test_from_pairs_keeps_repeats_once_and_round_trips(tmp_path):
     bank.save(tmp_path / "bank.json")
     again = AnswerBank.load(tmp_path / "bank.json")
     assert (again.questions, again.answers, again.answer_tokens) == (bank.questions, bank.answers, bank.answer_tokens)
+    assert again.written == [False, False]
     with pytest.raises(ValueError):
         AnswerBank(["하나"], ["하나", "둘"])
     with pytest.raises(ValueError):
         AnswerBank([], [])
+
+
+def test_written_pairs_are_marked_and_the_mark_is_kept(tmp_path):
+    corpus = [("안녕", "반가워요.", None), ("잘 자", "좋은 꿈 꾸세요.", None)]
+    written = [("안녕", "반가워요.", None), ("냉장고가 텅 비었어", "장 보러 한번 다녀와요.", None)]
+    bank = AnswerBank.from_pairs(corpus, written)
+    assert bank.questions == ["안녕", "잘 자", "냉장고가 텅 비었어"]
+    assert bank.written == [False, False, True]  # a pair in both stays the corpus's
+    bank.save(tmp_path / "bank.json")
+    assert AnswerBank.load(tmp_path / "bank.json").written == [False, False, True]
+    taught = bank.extended([("우리 고양이 이름은?", "나비예요.")])  # a person's answer, not written for the bank
+    assert taught.written == [False, False, True, False] and bank.written == [False, False, True]
+    old = json.loads((tmp_path / "bank.json").read_text(encoding="utf-8"))
+    del old["written"]  # a bank.json from before written pairs: all the corpus's
+    (tmp_path / "old.json").write_text(json.dumps(old, ensure_ascii=False), encoding="utf-8")
+    assert AnswerBank.load(tmp_path / "old.json").written == [False, False, False]
+    with pytest.raises(ValueError, match="written"):
+        AnswerBank(["하나"], ["둘"], written=[True, False])
 
 
 def test_the_shipped_bank_holds_no_held_out_pair():
