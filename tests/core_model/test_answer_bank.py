@@ -52,12 +52,16 @@ def test_written_pairs_are_marked_and_the_mark_is_kept(tmp_path):
 
 
 def test_the_shipped_bank_holds_no_held_out_pair():
-    from core_model.data import read_pairs, split
+    from core_model.data import read_pairs, split, text_key
 
     train, held = split(read_pairs(REPO / "data" / "ChatbotData.csv"))
+    written = {(p.q, p.a) for p in read_pairs(REPO / "data" / "written_pairs.csv")}
     data = json.loads((REPO / "models" / "default" / "bank.json").read_text(encoding="utf-8"))
-    bank_pairs = set(zip(data["questions"], data["answers"]))
-    assert bank_pairs == {(p.q, p.a) for p in train}
-    held_q, held_a = {p.q for p in held}, {p.a for p in held}
-    assert not any(q in held_q or a in held_a for q, a in bank_pairs)
+    rows = list(zip(data["questions"], data["answers"], data["written"]))
+    corpus_pairs_ = {(q, a) for q, a, w in rows if not w}
+    assert corpus_pairs_ == {(p.q, p.a) for p in train}
+    assert {(q, a) for q, a, w in rows if w} == written - corpus_pairs_  # every written pair, marked
+    held_q, held_a = {text_key(p.q) for p in held}, {p.a for p in held}
+    assert not any(text_key(q) in held_q or a in held_a for q, a in corpus_pairs_)
+    assert not any(text_key(q) in held_q for q, _ in written)  # no written answer to a held-out question
     assert len(data["answer_tokens"]) == len(data["answers"])
