@@ -28,18 +28,15 @@ from core_model.selector import Selector
 
 SHORTLIST = 20
 OVERLAP_WEIGHT = 0.5
-WRITTEN_BONUS = 0.2
-"""Added to a written answer's score when choosing which answer to send. The selector learned fit from the
-corpus's answers; the answers written for the bank (data/written_pairs.csv) fit more often than it
-credits. Rated blind on the dev split (2 raters per row), against the same bank with no bonus: +0.1 changed
-95 of 531 replies, 4 more fitting, 2 more unfit; +0.2 changed 186, 22 more fitting, 1 more unfit; +0.3,
-237: 21 more fitting, 10 more unfit; +0.5, 264: 27 / 12."""
 WRITTEN_GATE_MARGIN = 0.3
-"""Taken off a written answer's score when deciding whether the bank can answer at all (the thresholds in
-`core_model.responder`). A written answer says its own question back, so shared words and fit flatter it
-when the message is only loosely like that question. Rated blind on the dev split (2 raters): counted at
-face value, written answers replaced 25 acknowledgements, 10 of them unfit; counted 0.3 lower, the
-113 replies that changed from the bank without written answers went from 36 fitting / 32 unfit to 48 / 28."""
+"""How much less a written answer's score counts when deciding whether the bank can answer at all (the
+thresholds in `core_model.responder`). A written answer (data/written_pairs.csv) says its own question back,
+so shared words and fit flatter it when the message is only loosely like that question. Rated blind on the
+dev split (2 raters): counted at face value, written answers replaced 25 acknowledgements, 10 of them unfit;
+counted 0.3 lower, the written answers picked fitted 18 more messages of 531 than the corpus's, unfit none
+more. Which answer is sent is still decided by the full score. (A bonus for written answers when choosing looked
+good on dev sheets whose two versions were rated by different rater pairs, and came to nothing on held-out
+rated side by side: dropped; reports/ratings/dev-written/README.md.)"""
 
 
 class AnswerRanker:
@@ -49,8 +46,7 @@ class AnswerRanker:
         self.bank, self.selector = bank, selector
         self._vectors = selector.embed_answers(bank.answers)  # (answers, dim), unit rows
         self._overlap = bank.vectorize(bank.answers)          # sparse TF-IDF rows, unit norm
-        written = np.asarray(bank.written, dtype=np.float32)
-        self._pick_bonus, self._gate_offset = WRITTEN_BONUS * written, WRITTEN_GATE_MARGIN * written
+        self._gate_offset = WRITTEN_GATE_MARGIN * np.asarray(bank.written, dtype=np.float32)
 
     def _shortlist(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """-> (shortlisted bank indices, their scores: question similarity + fit), each (messages, SHORTLIST)."""
@@ -62,17 +58,17 @@ class AnswerRanker:
         return nearest, sims + fit + OVERLAP_WEIGHT * overlap
 
     def best(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """-> (bank index of the best answer, how well the bank can answer) per message. The best answer has
-        the highest score (question similarity + fit; a written answer's `WRITTEN_BONUS` higher); how well
-        the bank can answer is the highest score with a written answer's `WRITTEN_GATE_MARGIN` lower."""
+        """-> (bank index of the best answer, how well the bank can answer) per message: the best score
+        (question similarity + fit), a written answer's counted `WRITTEN_GATE_MARGIN` lower."""
         nearest, total = self._shortlist(messages)
-        pick = np.argmax(total + self._pick_bonus[nearest], axis=1)
-        return nearest[np.arange(len(messages)), pick], np.max(total - self._gate_offset[nearest], axis=1)
+        pick = np.argmax(total, axis=1)
+        rows = np.arange(len(messages))
+        return nearest[rows, pick], np.max(total - self._gate_offset[nearest], axis=1)
 
     def ranked(self, messages: Sequence[str]) -> np.ndarray:
-        """The shortlist's bank indices per message, best first as `best` chooses (for studies of the ranking)."""
+        """The shortlist's bank indices per message, best first (for studies of the whole ranking)."""
         nearest, total = self._shortlist(messages)
-        return np.take_along_axis(nearest, np.argsort(-(total + self._pick_bonus[nearest]), axis=1, kind="stable"), 1)
+        return np.take_along_axis(nearest, np.argsort(-total, axis=1, kind="stable"), 1)
 
     def score(self, messages: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Fit of any candidate texts (held-out answers, say) to their message: one array per message."""
