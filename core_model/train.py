@@ -152,7 +152,8 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
     """Train a model on `train_pairs` and write its directory; returns the manifest.
 
     `written`: pairs written for the answer bank (data/written_pairs.csv): the bank holds them beside
-    the corpus's pairs, but neither the seq2seq model nor the selector learns from them.
+    the corpus's pairs and the selector learns from them too (what a fitting answer looks like: dev
+    Recall@1 of 10 0.38 -> 0.49); the seq2seq model does not.
 
     `judged`: raters' (message, fitting answer, unfit answer) preferences the response selector also
     learns from (`core_model.judgements`).
@@ -218,11 +219,13 @@ def train(train_pairs: list[Pair], out_dir: str | Path, cfg: TrainConfig = Train
                                  [(p.q, p.a, a) for p, (_, a) in zip(written, written_tok)])
     selector, selector_info = None, None
     if cfg.selector_epochs > 0:
-        selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs], [(p.q, p.a) for p in dev_pairs],
+        selector, curves_sel = train_selector([(p.q, p.a) for p in train_pairs + list(written)],
+                                              [(p.q, p.a) for p in dev_pairs],
                                               SelectorConfig(epochs=cfg.selector_epochs, seed=cfg.seed,
                                                              members=cfg.selector_members),
                                               verbose=verbose not in (0, False), judged=judged)
-        selector_info = {"config": asdict(selector.config), "judged_preferences": len(judged), **curves_sel}
+        selector_info = {"config": asdict(selector.config), "pairs": len(train_pairs) + len(written),
+                         "judged_preferences": len(judged), **curves_sel}
     info = {
         "train_config": asdict(cfg),
         "split": {"train": len(train_pairs), "dev": len(dev_pairs), "heldout": len(held_pairs)},

@@ -74,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         fit, dev = dev_split(base)
         members = SelectorConfig.members if args.selector_members is None else args.selector_members
         config = SelectorConfig(epochs=epochs, members=members)
-        print(f"training the response selector on {len(fit) + len(taught)} pairs ({len(dev)} dev pairs pick the "
-              f"epoch)", file=sys.stderr)
-        selector, history = train_selector([(p.q, p.a) for p in fit + taught], [(p.q, p.a) for p in dev], config,
-                                           judged=judged)
+        print(f"training the response selector on {len(fit) + len(taught) + len(written)} pairs ({len(dev)} dev "
+              f"pairs pick the epoch)", file=sys.stderr)
+        selector, history = train_selector([(p.q, p.a) for p in fit + taught + written], [(p.q, p.a) for p in dev],
+                                           config, judged=judged)
         if judged:
             data.append({"path": shown(args.judged), "sha256": file_sha256(args.judged), "preferences": len(judged)})
-        attach_selector(model_dir, selector, {"command": command, "data": data, "config": asdict(config), **history})
+        attach_selector(model_dir, selector, {"command": command, "data": data, "config": asdict(config),
+                                              "pairs": len(fit) + len(taught) + len(written), **history})
     print(f"{model_dir}: answer bank of {len(bank)} pairs (the base corpus's held-out pairs left out)",
           file=sys.stderr)
     return 0

@@ -32,6 +32,7 @@ async def test_retrain_promotes_only_when_not_worse_and_worker_serves_it(tmp_pat
     bank_v2 = json.loads((models / "v2" / "bank.json").read_text())
     assert ("비행기 타러 간다", "설레겠어요! 조심히 다녀와요.") in zip(bank_v2["questions"], bank_v2["answers"])
     assert v2["bank"]["written_pairs"] == 1 and v2["written"]["path"] == str(written)  # a retrain keeps them
+    assert v2["selector"]["pairs"] == v2["split"]["train"] + 1  # the selector learns from them too
 
     worker = InferenceWorker(tiny_model_dir)
     await worker.start()

@@ -98,7 +98,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     import shutil
 
     from core_model.artifacts import load
-    from core_model.data import Pair, split, write_pairs
+    from core_model.data import Pair, dev_split, split, write_pairs
     from core_model.responder import Responder
     from tests.conftest import corpus_pairs
 
@@ -122,6 +122,7 @@ def test_bank_gives_a_model_the_training_side_of_a_corpus(tiny_model_dir, tmp_pa
     assert set(zip(loaded.bank.questions, loaded.bank.answers)) == expected and held
     assert loaded.manifest["bank"]["pairs"] == len(expected) and "chatbot bank" in loaded.manifest["bank"]["command"]
     assert loaded.selector is not None and loaded.manifest["selector"]["epoch_kept"] >= 1  # retrained on the bank
+    assert loaded.manifest["selector"]["pairs"] == len(dev_split(train)[0]) + 2 + 1  # fit + taught + written
     assert len(loaded.selector.members) == loaded.manifest["selector"]["config"]["members"] == 1
     assert Responder(model).reply("우리 고양이 이름은?") == "나비예요."  # taught, and answered without retraining
     missing = subprocess.run([sys.executable, "-m", "chatbot", "bank", "--model", str(tmp_path / "none")],
