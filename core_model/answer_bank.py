@@ -84,7 +84,7 @@ class AnswerBank:
 
     def save(self, path: Path) -> None:
         data = {"questions": self.questions, "answers": self.answers, "answer_tokens": self.answer_tokens,
-                "written": [int(w) for w in self.written or []]}
+                "written": [int(w) for w in self.written]}
         path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
     @classmethod

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         base = split(read_pairs(args.data))[0]
         taught = [p for path in args.pairs for p in read_pairs(path)]
         judged = load_preferences(args.judged)
-        written, written_path = written_pairs(args.written, args.data)
+        written, written_file = written_pairs(args.written, args.data)
     except (DataError, ModelLoadError, OSError, ValueError) as exc:
         print(f"chatbot bank: {exc}", file=sys.stderr)
         return 2
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                for p in tqdm(base + taught + written, desc="tokenizing answers", unit="pair")]
     bank = AnswerBank.from_pairs(triples[:len(base) + len(taught)], triples[len(base) + len(taught):])
     command = "chatbot " + shlex.join(["bank", *(argv if argv is not None else sys.argv[1:])])
-    data = [{"path": shown(path), "sha256": file_sha256(path)}
-            for path in [args.data, *args.pairs, *([written_path] if written_path else [])]]
+    data = [{"path": shown(path), "sha256": file_sha256(path)} for path in [args.data, *args.pairs]]
+    data += [written_file] if written_file else []
     attach_bank(model_dir, bank, {"pairs": len(bank), "command": command, "data": data})
     epochs = SelectorConfig.epochs if args.selector_epochs is None else args.selector_epochs
     if epochs > 0:

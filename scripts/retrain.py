@@ -100,7 +100,7 @@ def judge(new_dir: Path, baseline_dir: Path, held, tokenizer, manifest: dict) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir, shown
+    from bot.paths import BASE_CORPUS, MODELS_DIR, default_model_dir
 
     parser = argparse.ArgumentParser(prog="chatbot retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", required=True, help="CSV from `chatbot export-pairs`")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from core_model.artifacts import write_manifest
-    from core_model.data import DataError, dev_split, file_sha256, read_pairs, split
+    from core_model.data import DataError, dev_split, read_pairs, split
     from core_model.judgements import load_preferences
     from core_model.tokenizer import Tokenizer
     from core_model.train import train
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base, logged = read_pairs(args.base), read_pairs(args.pairs)
         judged = load_preferences(args.judged)
-        written, written_path = written_pairs(args.written, args.base)
+        written, written_file = written_pairs(args.written, args.base)
     except (DataError, OSError, ValueError) as exc:
         print(f"chatbot retrain: {exc}", file=sys.stderr)
         return 2
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                      written=written,
                      extra_info={"command": "chatbot " + shlex.join(["retrain", *(argv or sys.argv[1:])]),
                                  "logged_pairs": len(logged), "pair_weight": args.pair_weight,
-                                 **({"written": {"path": shown(written_path), "sha256": file_sha256(written_path)}}
-                                    if written_path else {})})
+                                 **({"written": written_file} if written_file else {})})
     reasons = judge(out, baseline_dir, held, tokenizer, manifest)
     write_manifest(out, manifest)
     if reasons:

@@ -38,15 +38,15 @@ def add_written_option(parser: argparse.ArgumentParser) -> None:
                              "with another; '' for none)")
 
 
-def written_pairs(path: str | None, corpus: str | Path) -> tuple[list, str | None]:
-    """-> (the written pairs, their file or None). By default the shipped ones go with the shipped corpus only:
-    they were written beside it, and leave out its held-out questions."""
-    from core_model.data import read_pairs
+def written_pairs(path: str | None, corpus: str | Path) -> tuple[list, dict | None]:
+    """-> (the written pairs, their file as a manifest records it, or None). By default the shipped ones go
+    with the shipped corpus only: they were written beside it, and leave out its held-out questions."""
+    from core_model.data import file_sha256, read_pairs
 
     if path is None:
         shipped = Path(corpus).resolve() == BASE_CORPUS.resolve() and WRITTEN_PAIRS.is_file()
         path = str(WRITTEN_PAIRS) if shipped else ""
-    return (read_pairs(path), path) if path else ([], None)
+    return (read_pairs(path), {"path": shown(path), "sha256": file_sha256(path)}) if path else ([], None)
 
 
 def train_config(args: argparse.Namespace):
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pairs = read_pairs(args.data)
         judged = load_preferences(args.judged)
-        written, written_path = written_pairs(args.written, args.data)
+        written, written_file = written_pairs(args.written, args.data)
     except (DataError, OSError, ValueError) as exc:
         print(f"chatbot train: {exc}", file=sys.stderr)
         return 2
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_pairs, dev = dev_split(train_pairs)
     manifest = train(fit_pairs, args.out, cfg, dev, held, judged=judged, written=written, extra_info={
         "command": command, "data": {"path": str(args.data), "sha256": file_sha256(args.data), "pairs": len(pairs)},
-        **({"written": {"path": shown(written_path), "sha256": file_sha256(written_path)}} if written_path else {})})
+        **({"written": written_file} if written_file else {})})
     print(f"wrote {args.out}: version {manifest['version']}, held-out loss {manifest['heldout_loss']}, "
           f"epoch {manifest['epoch_kept']} of {manifest['epochs_trained']} kept (dev chrF {manifest['dev_chrf']})",
           file=sys.stderr)

@@ -146,13 +146,13 @@ def test_the_written_pairs_go_with_the_shipped_corpus_only(tmp_path):
     """They were written beside ChatbotData (leaving out its held-out questions): another corpus gets none
     unless asked for, and '' turns them off."""
     from bot.paths import BASE_CORPUS, WRITTEN_PAIRS
-    from core_model.data import Pair, write_pairs
+    from core_model.data import Pair, file_sha256, write_pairs
     from scripts.train import written_pairs
 
-    shipped, path = written_pairs(None, BASE_CORPUS)
-    assert path == str(WRITTEN_PAIRS) and len(shipped) > 1000
+    shipped, record = written_pairs(None, BASE_CORPUS)
+    assert record == {"path": "data/written_pairs.csv", "sha256": file_sha256(WRITTEN_PAIRS)} and len(shipped) > 1000
     assert written_pairs(None, tmp_path / "other.csv") == ([], None)
     assert written_pairs("", BASE_CORPUS) == ([], None)
     mine = [Pair("비행기 타러 간다", "설레겠어요!")]
     write_pairs(tmp_path / "w.csv", mine)
-    assert written_pairs(str(tmp_path / "w.csv"), tmp_path / "other.csv") == (mine, str(tmp_path / "w.csv"))
+    assert written_pairs(str(tmp_path / "w.csv"), tmp_path / "other.csv")[0] == mine
