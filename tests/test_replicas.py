@@ -59,7 +59,7 @@ async def deliver_to_both(session, replicas, i, text) -> list[int | None]:
 
 async def test_two_replicas_answer_each_event_once_and_survive_a_kill_9(
         tmp_path, tiny_model_dir, tiny_pairs, postgres_url):
-    api = await FakeSlackAPI().start()
+    api = await FakeSlackAPI(latency=0.3).start()  # posts take time, so a killed replica always owes some
     env = base_env(tmp_path, tiny_model_dir, CHATBOT_DB=postgres_url, SLACK_SIGNING_SECRET=SECRET,
                    SLACK_API_URL=api.url, CHATBOT_RATE_PER_MINUTE="0", CHATBOT_MODEL_WATCH_S="0")
     a, b = Replica("a", env, tmp_path), Replica("b", env, tmp_path)

@@ -10,7 +10,7 @@ from bot.store import MIGRATIONS, SCHEMA_VERSION, Store, is_postgres_url, make_s
 from tests.bot.test_store import fetch
 
 LIVE_S = 60.0  # a lease that outlives the test
-DEAD_S = 0.3  # a lease that runs out during it
+DEAD_S = 1.5  # a lease that runs out during it (long enough to outlast the setup on a loaded machine)
 
 
 async def owe(store, n: int, platform: str = "slack", tag: str = "") -> list[int]:
@@ -36,10 +36,10 @@ async def test_a_live_replicas_rows_are_never_taken_and_a_dead_ones_exactly_once
         live_rows = await owe(live, 5, tag="live")
         dead_rows = []
         for store in dead:
-            await store.replica_heartbeat(DEAD_S)
             dead_rows += await owe(store, 5, tag=store.replica_id)
-        for taker in takers:
-            await taker.replica_heartbeat(LIVE_S)
+        # Their leases start together, after the writes, so every one still holds at the first claim.
+        await asyncio.gather(*(store.replica_heartbeat(DEAD_S) for store in dead),
+                             *(taker.replica_heartbeat(LIVE_S) for taker in takers))
         assert [await t.outbox_claim(["slack"], own=False) for t in takers] == [[], [], []]  # every lease holds
         await asyncio.sleep(DEAD_S + 0.2)
         taken = await asyncio.gather(*(t.outbox_claim(["slack"], own=False) for t in takers))
